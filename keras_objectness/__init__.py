@@ -1,0 +1,15 @@
+"""keras_objectness: detectors for classes that have no box labels."""
+
+from keras_objectness import evaluation
+from keras_objectness import layers
+from keras_objectness import models
+from keras_objectness.box_space import BoxSpace
+from keras_objectness.version import __version__
+
+__all__ = [
+    "BoxSpace",
+    "__version__",
+    "evaluation",
+    "layers",
+    "models",
+]

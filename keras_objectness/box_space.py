@@ -1,0 +1,5 @@
+"""Placeholder: `BoxSpace` lands in the next commit."""
+
+
+class BoxSpace:
+    pass

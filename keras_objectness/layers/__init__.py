@@ -1,0 +1,3 @@
+"""Keras layers of keras_objectness."""
+
+__all__ = []
