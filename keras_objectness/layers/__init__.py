@@ -1,3 +1,9 @@
 """Keras layers of keras_objectness."""
 
-__all__ = []
+from keras_objectness.layers.local_response_normalization import (
+    LocalResponseNormalization,
+)
+
+__all__ = [
+    "LocalResponseNormalization",
+]
