@@ -1,9 +1,15 @@
 """Keras layers of keras_objectness."""
 
+from keras_objectness.layers.box_bin_decoder import BoxBinDecoder
+from keras_objectness.layers.box_bin_softmax import BoxBinSoftmax
+from keras_objectness.layers.gaussian_box_targets import GaussianBoxTargets
 from keras_objectness.layers.local_response_normalization import (
     LocalResponseNormalization,
 )
 
 __all__ = [
+    "BoxBinDecoder",
+    "BoxBinSoftmax",
+    "GaussianBoxTargets",
     "LocalResponseNormalization",
 ]
