@@ -22,9 +22,7 @@ def pad_detections(
     Padding rows are all -1 (boxes, classes and confidence), as keras-cv
     writes them.
     """
-    max_detections = max_detections or max(
-        [len(s) for _, _, s in images] + [1]
-    )
+    max_detections = max_detections or max([len(s) for _, _, s in images] + [1])
     batch = len(images)
     boxes = -np.ones((batch, max_detections, 4), dtype=dtype)
     classes = -np.ones((batch, max_detections), dtype=np.int32)
