@@ -1,5 +1,6 @@
 """keras_objectness: detectors for classes that have no box labels."""
 
+from keras_objectness import data
 from keras_objectness import evaluation
 from keras_objectness import layers
 from keras_objectness import models
@@ -9,6 +10,7 @@ from keras_objectness.version import __version__
 __all__ = [
     "BoxSpace",
     "__version__",
+    "data",
     "evaluation",
     "layers",
     "models",
