@@ -3,9 +3,15 @@
 from keras_objectness.models.alexnet_backbone import ALEXNET_PRESETS
 from keras_objectness.models.alexnet_backbone import alexnet_backbone
 from keras_objectness.models.image_classifier import image_classifier
+from keras_objectness.models.objectness_detector import objectness_detector
+from keras_objectness.models.objectness_detector import (
+    objectness_inference_model,
+)
 
 __all__ = [
     "ALEXNET_PRESETS",
     "alexnet_backbone",
     "image_classifier",
+    "objectness_detector",
+    "objectness_inference_model",
 ]
