@@ -1,0 +1,133 @@
+import socket
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+import keras_objectness.datasets  # noqa: F401  registers the builder
+from keras_objectness.datasets import silhouette_scenes
+from keras_objectness.datasets.silhouette_scenes import sources
+from keras_objectness.datasets.silhouette_scenes import splits
+
+TINY_COUNT = dict(splits.TINY_SPLIT_SIZES)
+
+
+def _no_network(*args, **kwargs):
+    raise OSError("network access is not allowed in this test")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """Builds the tiny config with Python's network access cut off."""
+    data_dir = tmp_path_factory.mktemp("tfds")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket.socket, "connect", _no_network)
+        patch.setattr(socket, "getaddrinfo", _no_network)
+        builder = tfds.builder("silhouette_scenes/tiny", data_dir=data_dir)
+        builder.download_and_prepare()
+        loaded = {
+            split: list(
+                tfds.as_numpy(
+                    tfds.load(
+                        "silhouette_scenes/tiny",
+                        split=split,
+                        data_dir=data_dir,
+                        download=False,
+                    )
+                )
+            )
+            for split in splits.SPLIT_NAMES
+        }
+    return builder, loaded
+
+
+def test_registered_under_its_name():
+    assert "silhouette_scenes" in tfds.list_builders()
+    builder_cls = tfds.builder_cls("silhouette_scenes")
+    assert builder_cls is silhouette_scenes.SilhouetteScenes
+    assert [c.name for c in builder_cls.BUILDER_CONFIGS] == ["default", "tiny"]
+
+
+def test_info_and_counts(tiny):
+    builder, loaded = tiny
+    info = builder.info
+    assert info.features["image"].shape == (64, 64, 3)
+    assert info.features["objects"]["label"].names == list(sources.CLASS_NAMES)
+    assert info.features["labels"].feature.num_classes == 20
+    assert set(info.splits) == set(splits.SPLIT_NAMES)
+    for split in splits.SPLIT_NAMES:
+        assert info.splits[split].num_examples == TINY_COUNT[split]
+        assert len(loaded[split]) == TINY_COUNT[split]
+
+
+def test_examples_read_back(tiny):
+    _, loaded = tiny
+    class_split = silhouette_scenes.default_class_split()
+    for split, examples in loaded.items():
+        ids = set()
+        for example in examples:
+            assert example["image"].shape == (64, 64, 3)
+            assert example["image"].dtype == np.uint8
+            boxes = example["objects"]["bbox"]
+            labels = example["objects"]["label"]
+            assert boxes.dtype == np.float32 and boxes.shape[1:] == (4,)
+            assert len(boxes) == len(labels) >= 1
+            assert np.all((boxes >= 0) & (boxes <= 1))
+            assert np.all(boxes[:, 2] > boxes[:, 0])
+            assert np.all(boxes[:, 3] > boxes[:, 1])
+            assert example["objects"]["instance_id"].dtype == np.int64
+            np.testing.assert_array_equal(
+                np.sort(example["labels"]), np.unique(labels)
+            )
+            group = sources.BACKGROUND_GROUPS[splits.SPLITS[split].backgrounds]
+            assert example["background"].decode() in group
+            ids.add(example["image/id"].decode())
+        assert ids == {f"{split}/{i:06d}" for i in range(TINY_COUNT[split])}
+    detection = np.concatenate(
+        [e["objects"]["label"] for e in loaded["detection_train"]]
+    )
+    heldout = np.concatenate(
+        [e["objects"]["label"] for e in loaded["test_heldout"]]
+    )
+    assert class_split.is_detection_class(detection).all()
+    assert class_split.is_heldout_class(heldout).all()
+
+
+def test_no_instance_crosses_splits_on_disk(tiny):
+    _, loaded = tiny
+    owner = {}
+    for split, examples in loaded.items():
+        for example in examples:
+            for instance in example["objects"]["instance_id"].tolist():
+                assert owner.setdefault(instance, split) == split
+
+
+def test_disk_holds_the_generator_bytes(tiny):
+    builder, loaded = tiny
+    config = builder.builder_config
+    generator = splits.SceneGenerator(
+        image_size=config.image_size, seed=config.seed
+    )
+    for split in ("test_mixed", "classification_train"):
+        for example in loaded[split][:3]:
+            index = int(example["image/id"].decode().split("/")[1])
+            expected = generator.example(split, index)
+            np.testing.assert_array_equal(example["image"], expected["image"])
+            np.testing.assert_array_equal(
+                example["objects"]["bbox"], expected["objects"]["bbox"]
+            )
+
+
+@pytest.mark.parametrize(
+    "kwargs, argument",
+    [
+        ({"image_size": 8}, "image_size"),
+        ({"min_objects": 2, "max_objects": 1}, "max_objects"),
+        ({"class_split": "halves"}, "class_split"),
+        ({"split_sizes": (("train", 5),)}, "split_sizes"),
+        ({"split_sizes": (("test_mixed", 0),)}, "split_sizes"),
+    ],
+)
+def test_bad_config(kwargs, argument):
+    with pytest.raises(ValueError, match=f"`{argument}` must"):
+        silhouette_scenes.SilhouetteScenesConfig(name="bad", **kwargs)
