@@ -124,7 +124,11 @@ def _check_curve(precision, recall):
 def average_precision(precision, recall, method="voc"):
     """Average precision of a precision-recall curve.
 
-    See the module docstring for the exact definitions.
+    With `p_interp(r)` the best precision at recall `>= r` (0 past the last
+    point): `"voc"` is the all-point interpolated area
+    `sum_i (r_i - r_{i-1}) * p_interp(r_i)` over the curve's distinct
+    recalls (`r_0 = 0`), as in the VOC 2010+ devkit; `"coco"` is the mean of
+    `p_interp(r)` over the 101 recalls `0, 0.01, ..., 1`, as in pycocotools.
 
     Args:
         precision: array-like `(K,)`, as from `precision_recall_curve`.
