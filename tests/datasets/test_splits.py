@@ -178,3 +178,19 @@ def test_custom_class_split_object(generator):
         ]
     )
     assert set(labels.tolist()) <= {5, 6, 7}
+
+
+def test_classification_walks_through_the_whole_pool(generator):
+    label = 3  # a digit: 25 instances in the classification_validation pool
+    pool = generator.pools["classification_validation"][label]
+    assert len(pool) == 25
+    used = [
+        int(
+            generator.example("classification_validation", label + 20 * k)[
+                "objects"
+            ]["instance_id"][0]
+        )
+        for k in range(26)
+    ]
+    assert sorted(used[:25]) == sorted(pool.tolist())
+    assert used[25] == used[0]

@@ -328,6 +328,7 @@ class SceneGenerator:
         self.seed = int(seed)
         self._silhouettes = None
         self._pools = None
+        self._orders = {}
 
     def _load(self):
         if self._silhouettes is None:
@@ -397,11 +398,7 @@ class SceneGenerator:
         rng = self.example_rng(split, index)
         photos = sources.load_backgrounds(spec.backgrounds, 2 * self.image_size)
         for _ in range(_MAX_EXAMPLE_ATTEMPTS):
-            classes = self._draw_classes(spec, index, rng)
-            pool = self._pools[spec.pool]
-            ids = np.array(
-                [rng.choice(pool[c]) for c in classes], dtype=np.int64
-            )
+            ids = self._draw_instances(split, spec, index, rng)
             name, photo = photos[int(rng.integers(len(photos)))]
             background = scenes.crop_background(photo, self.image_size, rng)
             scene = scenes.compose_scene(
@@ -424,10 +421,31 @@ class SceneGenerator:
             "larger image_size."
         )
 
-    def _draw_classes(self, spec, index, rng):
-        split = self.class_split
+    def _draw_instances(self, split, spec, index, rng):
+        pool = self._pools[spec.pool]
         if spec.kind == "classification":
-            return [int(index) % sources.NUM_CLASSES]
+            # Example i shows class i % 20; successive examples of a class
+            # walk through a seeded shuffle of its pool, so every instance
+            # is used before any repeats.
+            label = int(index) % sources.NUM_CLASSES
+            order = self._pool_order(split, label)
+            turn = int(index) // sources.NUM_CLASSES
+            return np.array([order[turn % len(order)]], dtype=np.int64)
+        classes = self._draw_classes(spec, rng)
+        return np.array([rng.choice(pool[c]) for c in classes], np.int64)
+
+    def _pool_order(self, split, label):
+        key = (split, label)
+        if key not in self._orders:
+            rng = np.random.default_rng(
+                [self.seed, 2, zlib.crc32(split.encode("utf-8")), label]
+            )
+            pool = self._pools[SPLITS[split].pool][label]
+            self._orders[key] = pool[rng.permutation(len(pool))]
+        return self._orders[key]
+
+    def _draw_classes(self, spec, rng):
+        split = self.class_split
         count = int(rng.integers(self.min_objects, self.max_objects + 1))
         if spec.classes == "mixed":
             count = max(count, 2)
