@@ -1,7 +1,27 @@
-"""data."""
+"""Input pipelines: TFDS detection examples to batches for `fit`."""
 
+from keras_objectness.data import pipelines
+from keras_objectness.data.augmentation import random_flip_left_right
+from keras_objectness.data.examples import detection_examples
+from keras_objectness.data.examples import standardize_example
+from keras_objectness.data.pipelines import classification_dataset
+from keras_objectness.data.pipelines import keras_cv_dataset
+from keras_objectness.data.pipelines import objectness_dataset
+from keras_objectness.data.pipelines import region_dataset
+from keras_objectness.data.regions import crop_regions
+from keras_objectness.data.regions import sample_regions
 from keras_objectness.data.synthetic import single_object_images
 
 __all__ = [
+    "classification_dataset",
+    "crop_regions",
+    "detection_examples",
+    "keras_cv_dataset",
+    "objectness_dataset",
+    "pipelines",
+    "random_flip_left_right",
+    "region_dataset",
+    "sample_regions",
     "single_object_images",
+    "standardize_example",
 ]

@@ -1,0 +1,356 @@
+"""Batched `tf.data` pipelines from any TFDS detection dataset.
+
+Each function takes a `tf.data.Dataset` of TFDS example dicts (`image`,
+`objects/bbox`, `objects/label`: our `silhouette_scenes`, or `voc`/`coco`
+loaded from a user's disk) and returns a shuffled (optional), augmented
+(optional), batched and prefetched dataset ready for `fit`:
+
+* `objectness_dataset`: `(images, box-bin targets)` for `BoxBinSoftmax`.
+* `classification_dataset`: `(images, class)`, the class of the largest
+  object, for image-level training.
+* `region_dataset`: `(region crops, class or background)` for detection
+  fine-tuning.
+* `keras_cv_dataset`: `{"images", "bounding_boxes": {"boxes", "classes"}}`
+  for keras-cv and other tools.
+
+All take `input_context`, so they can feed
+`strategy.distribute_datasets_from_function`: the input is sharded per
+input pipeline and batched per replica.
+
+Example:
+
+```python
+def dataset_fn(input_context):
+    raw = tfds.load("silhouette_scenes", split="detection_train",
+                    data_dir=folder)
+    return objectness_dataset(raw, box_space, image_size=64,
+                              batch_size=64, input_context=input_context)
+
+dataset = strategy.distribute_datasets_from_function(dataset_fn)
+```
+"""
+
+import tensorflow as tf
+
+from keras_objectness import box_space as box_space_lib
+from keras_objectness.data import augmentation
+from keras_objectness.data import examples as examples_lib
+from keras_objectness.data import regions as regions_lib
+from keras_objectness.layers.gaussian_box_targets import GaussianBoxTargets
+
+
+def objectness_dataset(
+    dataset,
+    box_space,
+    image_size,
+    batch_size,
+    num_classes,
+    max_boxes=16,
+    keep_classes=None,
+    center_sigma=0.5,
+    scale_sigma=0.5,
+    aspect_ratio_sigma=0.5,
+    shuffle_buffer=None,
+    augment=False,
+    seed=0,
+    input_context=None,
+):
+    """`(images, targets)` batches for class-generic objectness training.
+
+    Images without any kept box are dropped (their target would be empty).
+
+    Args:
+        dataset: `tf.data.Dataset` of TFDS detection examples.
+        box_space: `keras_objectness.BoxSpace` of the model's head.
+        image_size: int. Images are resized to `(image_size, image_size)`.
+        batch_size: int. Global batch size (divided among replicas when
+            `input_context` is given).
+        num_classes: int. Number of object classes in the dataset.
+        max_boxes: int. Objects per image considered. Defaults to `16`.
+        keep_classes: optional class ids whose boxes are used (the classes
+            in B); others are ignored. Defaults to `None` (all).
+        center_sigma, scale_sigma, aspect_ratio_sigma: widths of the
+            Gaussian targets, in bins. Default to `0.5`.
+        shuffle_buffer: optional int. Shuffle with this buffer. Defaults to
+            `None` (no shuffling).
+        augment: bool. Random horizontal flips that move the boxes.
+            Defaults to `False`.
+        seed: int. Seed of shuffling and augmentation. Defaults to `0`.
+        input_context: optional `tf.distribute.InputContext`.
+
+    Returns:
+        `tf.data.Dataset` of `(uint8 images (batch, size, size, 3),
+        float32 targets (batch, num_bins))`.
+    """
+    targets = GaussianBoxTargets(
+        box_space_lib.get(box_space),
+        center_sigma=center_sigma,
+        scale_sigma=scale_sigma,
+        aspect_ratio_sigma=aspect_ratio_sigma,
+        bounding_box_format="rel_yxyx",
+    )
+    dataset, batch_size = _prepare(
+        dataset,
+        image_size,
+        batch_size,
+        num_classes,
+        max_boxes,
+        keep_classes,
+        shuffle_buffer,
+        augment,
+        seed,
+        input_context,
+        drop_empty=True,
+    )
+    dataset = dataset.map(
+        lambda example: (
+            example["images"],
+            targets(
+                example["bounding_boxes"]["boxes"],
+                example["bounding_boxes"]["classes"],
+            ),
+        ),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    return _batch(dataset, batch_size)
+
+
+def classification_dataset(
+    dataset,
+    image_size,
+    batch_size,
+    num_classes,
+    keep_classes=None,
+    shuffle_buffer=None,
+    augment=False,
+    seed=0,
+    input_context=None,
+):
+    """`(images, labels)` batches with the class of each image's largest
+    object: the image-level label of classification examples.
+
+    Args:
+        dataset: `tf.data.Dataset` of TFDS detection examples.
+        image_size: int. Images are resized to `(image_size, image_size)`.
+        batch_size: int. Global batch size.
+        num_classes: int. Number of classes in the dataset.
+        keep_classes: optional class ids to keep; objects of other classes
+            are ignored when choosing the label. Defaults to `None`.
+        shuffle_buffer, augment, seed, input_context: as in
+            `objectness_dataset`.
+
+    Returns:
+        `tf.data.Dataset` of `(uint8 images, int32 labels (batch,))`.
+    """
+    dataset, batch_size = _prepare(
+        dataset,
+        image_size,
+        batch_size,
+        num_classes,
+        1,
+        keep_classes,
+        shuffle_buffer,
+        augment,
+        seed,
+        input_context,
+        drop_empty=True,
+    )
+    dataset = dataset.map(
+        lambda example: (
+            example["images"],
+            example["bounding_boxes"]["classes"][0],
+        ),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    return _batch(dataset, batch_size)
+
+
+def region_dataset(
+    dataset,
+    crop_size,
+    batch_size,
+    num_classes,
+    regions_per_image=16,
+    positive_fraction=0.25,
+    context_padding=0.1,
+    max_boxes=16,
+    keep_classes=None,
+    shuffle_buffer=None,
+    augment=False,
+    seed=0,
+    input_context=None,
+):
+    """`(crops, labels)` batches of labelled regions for fine-tuning.
+
+    Regions with IoU >= 0.5 to a kept object take its class; the others take
+    the background class `num_classes` (so labels run over
+    `num_classes + 1` values). Objects of classes outside `keep_classes`
+    are not boxes at all for this purpose: regions on them count as
+    background, as they would in a detection set labelled only for B.
+
+    Args:
+        dataset: `tf.data.Dataset` of TFDS detection examples.
+        crop_size: int. Side of the square crops.
+        batch_size: int. Global batch size, in regions.
+        num_classes: int. Number of object classes (background excluded).
+        regions_per_image: int. Regions sampled per image. Defaults to 16.
+        positive_fraction: float. Largest share of object regions per image.
+            Defaults to `0.25`.
+        context_padding: float. Context added on each side of a region.
+            Defaults to `0.1`.
+        max_boxes, keep_classes, shuffle_buffer, augment, seed,
+        input_context: as in `objectness_dataset`.
+
+    Returns:
+        `tf.data.Dataset` of `(uint8 crops (batch, crop, crop, 3),
+        int32 labels (batch,))`.
+    """
+    if not isinstance(regions_per_image, int) or regions_per_image < 1:
+        raise ValueError(
+            "`regions_per_image` must be a positive integer. "
+            f"Received: regions_per_image={regions_per_image!r}"
+        )
+    if not 0 <= positive_fraction <= 1:
+        raise ValueError(
+            "`positive_fraction` must be in [0, 1]. "
+            f"Received: positive_fraction={positive_fraction!r}"
+        )
+    regions_lib.check_crop_arguments(crop_size, context_padding)
+    dataset, batch_size = _prepare(
+        dataset,
+        None,
+        batch_size,
+        num_classes,
+        max_boxes,
+        keep_classes,
+        None,
+        augment,
+        seed,
+        input_context,
+        drop_empty=False,
+    )
+    seeds = tf.data.Dataset.random(seed=seed + 1).batch(2)
+
+    def crops(example, region_seed):
+        boxes = example["bounding_boxes"]["boxes"]
+        regions, labels, _ = regions_lib.sample_regions(
+            boxes,
+            example["bounding_boxes"]["classes"],
+            regions_per_image,
+            background_class=num_classes,
+            positive_fraction=positive_fraction,
+            seed=region_seed,
+        )
+        images = regions_lib.crop_regions(
+            example["images"][None],
+            regions,
+            tf.zeros((regions_per_image,), tf.int32),
+            crop_size,
+            context_padding,
+        )
+        return tf.data.Dataset.from_tensor_slices((images, labels))
+
+    dataset = tf.data.Dataset.zip((dataset, seeds)).flat_map(crops)
+    if shuffle_buffer:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed)
+    return _batch(dataset, batch_size)
+
+
+def keras_cv_dataset(
+    dataset,
+    image_size,
+    batch_size,
+    num_classes,
+    max_boxes=16,
+    keep_classes=None,
+    shuffle_buffer=None,
+    augment=False,
+    seed=0,
+    input_context=None,
+):
+    """Batched keras-cv style dicts.
+
+    Returns:
+        `tf.data.Dataset` of `{"images": uint8 (batch, size, size, 3),
+        "bounding_boxes": {"boxes": (batch, max_boxes, 4) relative yxyx,
+        "classes": (batch, max_boxes)}}`, padded with `-1`. Arguments as
+        in `objectness_dataset`.
+    """
+    dataset, batch_size = _prepare(
+        dataset,
+        image_size,
+        batch_size,
+        num_classes,
+        max_boxes,
+        keep_classes,
+        shuffle_buffer,
+        augment,
+        seed,
+        input_context,
+        drop_empty=False,
+    )
+    return _batch(dataset, batch_size)
+
+
+def _prepare(
+    dataset,
+    image_size,
+    batch_size,
+    num_classes,
+    max_boxes,
+    keep_classes,
+    shuffle_buffer,
+    augment,
+    seed,
+    input_context,
+    drop_empty,
+):
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(
+            "`batch_size` must be a positive integer. "
+            f"Received: batch_size={batch_size!r}"
+        )
+    if image_size is not None and (
+        not isinstance(image_size, int) or image_size < 1
+    ):
+        raise ValueError(
+            "`image_size` must be a positive integer. "
+            f"Received: image_size={image_size!r}"
+        )
+    if input_context is not None:
+        dataset = dataset.shard(
+            input_context.num_input_pipelines, input_context.input_pipeline_id
+        )
+        batch_size = input_context.get_per_replica_batch_size(batch_size)
+    dataset = examples_lib.detection_examples(
+        dataset,
+        num_classes,
+        max_boxes=max_boxes,
+        keep_classes=keep_classes,
+        drop_empty=drop_empty,
+    )
+    if image_size is not None:
+        dataset = dataset.map(
+            lambda example: _resize(example, image_size),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    if shuffle_buffer:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed)
+    if augment:
+        seeds = tf.data.Dataset.random(seed=seed).batch(2)
+        dataset = tf.data.Dataset.zip((dataset, seeds)).map(
+            augmentation.random_flip_left_right,
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    return dataset, batch_size
+
+
+def _resize(example, image_size):
+    # Relative boxes are unchanged by resizing the whole image.
+    image = tf.image.resize(example["images"], (image_size, image_size))
+    image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+    return {**example, "images": image}
+
+
+def _batch(dataset, batch_size):
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)

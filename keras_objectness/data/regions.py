@@ -1,0 +1,210 @@
+"""Regions for detection fine-tuning and for scoring proposals.
+
+R-CNN-style training sees image regions, not whole images: regions that
+overlap a ground-truth box by IoU >= 0.5 are labelled with its class, all
+others with the background class. `sample_regions` draws such regions
+around and away from the ground truth; `crop_regions` cuts them out with
+some context and resizes them to the network input.
+"""
+
+import keras
+import tensorflow as tf
+
+
+def sample_regions(
+    boxes,
+    classes,
+    num_regions,
+    background_class,
+    positive_fraction=0.25,
+    positive_iou=0.5,
+    seed=(0, 0),
+):
+    """Samples labelled regions of one image.
+
+    Candidates are ground-truth boxes jittered a little (mostly positives),
+    jittered a lot (hard negatives that touch an object) and drawn anywhere
+    in the image. Each is labelled by its best-overlapping ground truth.
+    Up to `positive_fraction` of the returned regions are positives; the
+    rest are background.
+
+    Args:
+        boxes: float32 `(max_boxes, 4)` relative yxyx, padded with `-1`.
+        classes: int32 `(max_boxes,)`, `-1` for padding.
+        num_regions: int. Regions returned.
+        background_class: int. Label of background regions.
+        positive_fraction: float in `[0, 1]`. Largest share of positives.
+            Defaults to `0.25`.
+        positive_iou: float. IoU at which a region takes an object's class.
+            Defaults to `0.5`.
+        seed: int tensor `(2,)`: stateless seed.
+
+    Returns:
+        `(regions, labels, ious)`: float32 `(num_regions, 4)` relative yxyx,
+        int32 `(num_regions,)`, float32 `(num_regions,)` best IoU.
+    """
+    seeds = tf.random.experimental.stateless_split(seed, 4)
+    valid = classes >= 0
+    gt_boxes = tf.boolean_mask(boxes, valid)
+    gt_classes = tf.boolean_mask(classes, valid)
+    num_gt = tf.shape(gt_classes)[0]
+    per_kind = 2 * num_regions
+
+    random_boxes = _random_boxes(per_kind, seeds[0])
+    near = _jitter(gt_boxes, per_kind, 0.1, 0.15, seeds[1])
+    touching = _jitter(gt_boxes, per_kind, 0.5, 0.5, seeds[2])
+    candidates = tf.concat([near, touching, random_boxes], axis=0)
+    candidates = tf.clip_by_value(candidates, 0.0, 1.0)
+    has_area = (candidates[:, 2] - candidates[:, 0] > 1e-3) & (
+        candidates[:, 3] - candidates[:, 1] > 1e-3
+    )
+    candidates = tf.boolean_mask(candidates, has_area)
+
+    iou = tf.cond(
+        num_gt > 0,
+        lambda: keras.utils.bounding_boxes.compute_iou(
+            candidates, gt_boxes, bounding_box_format="yxyx"
+        ),
+        lambda: tf.zeros((tf.shape(candidates)[0], 1)),
+    )
+    best_iou = tf.reduce_max(iou, axis=-1)
+    best_gt = tf.argmax(iou, axis=-1, output_type=tf.int32)
+    positive = (best_iou >= positive_iou) & (num_gt > 0)
+    labels = tf.where(
+        positive,
+        tf.gather(tf.concat([gt_classes, [-1]], 0), best_gt),
+        background_class,
+    )
+
+    # Shuffle, then take positives up to their share and fill with
+    # background; repeat indices if there are too few candidates.
+    order = tf.random.experimental.stateless_shuffle(
+        tf.range(tf.shape(candidates)[0]), seeds[3]
+    )
+    positive_index = tf.boolean_mask(order, tf.gather(positive, order))
+    negative_index = tf.boolean_mask(order, ~tf.gather(positive, order))
+    wanted = int(round(num_regions * positive_fraction))
+    num_positive = tf.minimum(wanted, tf.size(positive_index))
+    num_negative = num_regions - num_positive
+    negative_index = tf.gather(
+        negative_index,
+        tf.range(num_negative) % tf.maximum(tf.size(negative_index), 1),
+    )
+    chosen = tf.concat([positive_index[:num_positive], negative_index], 0)
+    return (
+        tf.ensure_shape(tf.gather(candidates, chosen), (num_regions, 4)),
+        tf.ensure_shape(tf.gather(labels, chosen), (num_regions,)),
+        tf.ensure_shape(tf.gather(best_iou, chosen), (num_regions,)),
+    )
+
+
+def crop_regions(images, regions, box_indices, crop_size, context_padding=0.1):
+    """Crops regions with context and resizes them to `crop_size`.
+
+    Each region grows by `context_padding` of its height and width on every
+    side (R-CNN's context); parts outside the image are filled with zeros.
+
+    Args:
+        images: `(batch, height, width, 3)` images (any real dtype).
+        regions: float32 `(num_regions, 4)` relative yxyx.
+        box_indices: int32 `(num_regions,)`: the image of each region.
+        crop_size: int. Side of the square crops.
+        context_padding: float >= 0. Context added on each side, as a
+            fraction of the region's size. Defaults to `0.1`.
+
+    Returns:
+        uint8 `(num_regions, crop_size, crop_size, 3)`.
+    """
+    check_crop_arguments(crop_size, context_padding)
+    regions = tf.cast(regions, tf.float32)
+    height = regions[:, 2] - regions[:, 0]
+    width = regions[:, 3] - regions[:, 1]
+    pad = tf.stack([-height, -width, height, width], axis=-1) * float(
+        context_padding
+    )
+    crops = tf.image.crop_and_resize(
+        tf.cast(images, tf.float32),
+        _sampling_boxes(regions + pad, tf.shape(images)[1:3], crop_size),
+        tf.cast(box_indices, tf.int32),
+        (crop_size, crop_size),
+        extrapolation_value=0.0,
+    )
+    return tf.cast(tf.clip_by_value(tf.round(crops), 0, 255), tf.uint8)
+
+
+def _sampling_boxes(regions, image_size, crop_size):
+    """Relative boxes (pixel edges) -> `crop_and_resize` coordinates.
+
+    `crop_and_resize` maps 0 and 1 to the centres of the first and last
+    pixels and samples the crop's corner pixels there. TFDS boxes measure
+    edges instead; this places the crop's pixel centres evenly inside the
+    region, as a resize of the exact region would.
+    """
+    size = tf.cast(image_size, tf.float32)
+    scale = tf.concat([size, size], axis=0)
+    edges = regions * scale
+    extent = edges[:, 2:] - edges[:, :2]
+    first = edges[:, :2] + 0.5 * extent / crop_size - 0.5
+    last = edges[:, :2] + (crop_size - 0.5) * extent / crop_size - 0.5
+    denominator = tf.maximum(scale - 1.0, 1.0)
+    return tf.concat([first, last], axis=-1) / denominator
+
+
+def check_crop_arguments(crop_size, context_padding):
+    if not isinstance(crop_size, int) or crop_size < 1:
+        raise ValueError(
+            "`crop_size` must be a positive integer. "
+            f"Received: crop_size={crop_size!r}"
+        )
+    if not isinstance(context_padding, (int, float)) or context_padding < 0:
+        raise ValueError(
+            "`context_padding` must be a number >= 0. "
+            f"Received: context_padding={context_padding!r}"
+        )
+
+
+def _random_boxes(count, seed):
+    values = tf.random.stateless_uniform((count, 4), seed)
+    center_y, center_x = values[:, 0], values[:, 1]
+    scale = tf.exp(tf.math.log(0.08) + values[:, 2] * tf.math.log(0.9 / 0.08))
+    aspect = tf.exp((values[:, 3] - 0.5) * 2.0 * tf.math.log(2.0))
+    half_height = 0.5 * scale / tf.sqrt(aspect)
+    half_width = 0.5 * scale * tf.sqrt(aspect)
+    return tf.stack(
+        [
+            center_y - half_height,
+            center_x - half_width,
+            center_y + half_height,
+            center_x + half_width,
+        ],
+        axis=-1,
+    )
+
+
+def _jitter(gt_boxes, count, shift, log_scale, seed):
+    """`count` boxes, each a random ground truth moved and rescaled."""
+    num_gt = tf.shape(gt_boxes)[0]
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    pick = tf.random.stateless_uniform(
+        (count,), seeds[0], 0, tf.maximum(num_gt, 1), dtype=tf.int32
+    )
+    base = tf.gather(
+        tf.concat([gt_boxes, tf.constant([[0.25, 0.25, 0.75, 0.75]])], 0),
+        tf.where(num_gt > 0, pick, num_gt),
+    )
+    noise = tf.random.stateless_uniform((count, 4), seeds[1], -1.0, 1.0)
+    height = base[:, 2] - base[:, 0]
+    width = base[:, 3] - base[:, 1]
+    center_y = (base[:, 0] + base[:, 2]) / 2 + noise[:, 0] * shift * height
+    center_x = (base[:, 1] + base[:, 3]) / 2 + noise[:, 1] * shift * width
+    height = height * tf.exp(noise[:, 2] * log_scale)
+    width = width * tf.exp(noise[:, 3] * log_scale)
+    return tf.stack(
+        [
+            center_y - height / 2,
+            center_x - width / 2,
+            center_y + height / 2,
+            center_x + width / 2,
+        ],
+        axis=-1,
+    )

@@ -1,0 +1,238 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_objectness import BoxSpace
+from keras_objectness.box_space import _iou_yxyx
+from keras_objectness.data import crop_regions
+from keras_objectness.data import detection_examples
+from keras_objectness.data import pipelines
+from keras_objectness.data import sample_regions
+from tests.data.voc_fixture import EXAMPLES
+from tests.data.voc_fixture import boxes_of
+from tests.data.voc_fixture import voc_dataset
+
+SPACE = BoxSpace(grid_shape=(8, 8))
+NUM_CLASSES = 20
+
+
+def _bright_box(image):
+    """Tight relative yxyx box of the drawn (bright) pixels."""
+    mask = np.asarray(image).max(-1) >= 150
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    height, width = mask.shape
+    return np.array(
+        [rows[0] / height, cols[0] / width, (rows[-1] + 1) / height,
+         (cols[-1] + 1) / width]
+    )  # fmt: skip
+
+
+class TestDetectionExamples:
+    def test_voc_layout_to_padded_dicts(self):
+        examples = list(detection_examples(voc_dataset(), NUM_CLASSES, 4))
+        assert len(examples) == len(EXAMPLES)
+        for index, example in enumerate(examples):
+            classes = example["bounding_boxes"]["classes"].numpy()
+            boxes = example["bounding_boxes"]["boxes"].numpy()
+            expected = boxes_of(index)
+            assert np.sum(classes >= 0) == len(expected)
+            assert np.all(boxes[classes < 0] == -1)
+            # Largest object first; every fixture object is found.
+            for label, box in expected:
+                row = np.flatnonzero(
+                    np.all(np.isclose(boxes, box, atol=1e-6), -1)
+                )
+                assert row.size == 1 and classes[row[0]] == label
+            areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+            valid = areas[classes >= 0]
+            assert np.all(np.diff(valid) <= 0)
+
+    def test_keep_classes_drops_other_objects(self):
+        examples = list(
+            detection_examples(voc_dataset(), NUM_CLASSES, 4, keep_classes=[14])
+        )
+        classes = np.stack([e["bounding_boxes"]["classes"] for e in examples])
+        assert set(np.unique(classes)) == {-1, 14}
+        dropped = detection_examples(
+            voc_dataset(), NUM_CLASSES, 4, keep_classes=[14], drop_empty=True
+        )
+        assert len(list(dropped)) == 2
+
+    def test_corrupt_images_are_skipped_or_raise(self):
+        skipped = detection_examples(
+            voc_dataset(corrupt_index=1, skip_decoding=True), NUM_CLASSES
+        )
+        assert len(list(skipped)) == len(EXAMPLES) - 1
+        strict = detection_examples(
+            voc_dataset(corrupt_index=1, skip_decoding=True),
+            NUM_CLASSES,
+            skip_corrupt_images=False,
+        )
+        with pytest.raises(tf.errors.InvalidArgumentError):
+            list(strict)
+
+    def test_labels_outside_the_class_list_raise(self):
+        examples = detection_examples(voc_dataset(), num_classes=10)
+        with pytest.raises(tf.errors.InvalidArgumentError, match="num_classes"):
+            list(examples)
+
+    @pytest.mark.parametrize(
+        "kwargs, argument",
+        [
+            ({"num_classes": 0}, "num_classes"),
+            ({"num_classes": 20, "max_boxes": 0}, "max_boxes"),
+            ({"num_classes": 20, "keep_classes": [20]}, "keep_classes"),
+            ({"num_classes": 20, "keep_classes": []}, "keep_classes"),
+        ],
+    )
+    def test_bad_arguments(self, kwargs, argument):
+        with pytest.raises(ValueError, match=f"`{argument}`"):
+            detection_examples(voc_dataset(), **kwargs)
+
+
+class TestPipelines:
+    def test_objectness_dataset(self):
+        dataset = pipelines.objectness_dataset(
+            voc_dataset(), SPACE, image_size=32, batch_size=8,
+            num_classes=NUM_CLASSES,
+        )  # fmt: skip
+        images, targets = next(iter(dataset))
+        # The image without objects is dropped.
+        assert images.shape == (3, 32, 32, 3) and images.dtype == tf.uint8
+        assert targets.shape == (3, SPACE.num_bins)
+        np.testing.assert_allclose(targets.numpy().sum(-1), 1.0, atol=1e-5)
+
+    def test_flip_moves_boxes_with_the_image(self):
+        dataset = pipelines.keras_cv_dataset(
+            voc_dataset(), image_size=64, batch_size=4,
+            num_classes=NUM_CLASSES, max_boxes=4, augment=True, seed=3,
+        )  # fmt: skip
+        plain = next(iter(pipelines.keras_cv_dataset(
+            voc_dataset(), 64, 4, NUM_CLASSES, max_boxes=4
+        )))  # fmt: skip
+        flipped_any = False
+        for _ in range(3):
+            batch = next(iter(dataset))
+            # One-object image: the box must track the drawn rectangle.
+            image = batch["images"][1].numpy()
+            box = batch["bounding_boxes"]["boxes"][1, 0].numpy()
+            np.testing.assert_allclose(_bright_box(image), box, atol=2 / 64)
+            flipped_any |= not np.allclose(
+                box, plain["bounding_boxes"]["boxes"][1, 0]
+            )
+        assert flipped_any
+
+    def test_same_seed_same_batches(self):
+        def batches(seed):
+            dataset = pipelines.objectness_dataset(
+                voc_dataset(), SPACE, 32, 2, NUM_CLASSES,
+                shuffle_buffer=4, augment=True, seed=seed,
+            )  # fmt: skip
+            return [t.numpy() for _, t in dataset]
+
+        first, again = batches(5), batches(5)
+        for a, b in zip(first, again):
+            np.testing.assert_array_equal(a, b)
+
+    def test_classification_dataset_takes_largest_object(self):
+        dataset = pipelines.classification_dataset(
+            voc_dataset(), image_size=32, batch_size=8, num_classes=NUM_CLASSES
+        )
+        images, labels = next(iter(dataset))
+        assert images.shape == (3, 32, 32, 3)
+        np.testing.assert_array_equal(labels.numpy(), [14, 7, 14])
+
+    def test_region_dataset_labels_and_background(self):
+        dataset = pipelines.region_dataset(
+            voc_dataset(), crop_size=24, batch_size=64,
+            num_classes=NUM_CLASSES, regions_per_image=16,
+            positive_fraction=0.5, keep_classes=[14, 11],
+        )  # fmt: skip
+        crops, labels = next(iter(dataset))
+        assert crops.shape == (64, 24, 24, 3) and crops.dtype == tf.uint8
+        labels = labels.numpy()
+        assert set(np.unique(labels)) <= {11, 14, NUM_CLASSES}
+        # Image 0 has two kept objects: half its regions are positives.
+        assert np.sum(labels[:16] != NUM_CLASSES) == 8
+        # Image 1's object (class 7) is not kept: all background.
+        assert np.all(labels[16:32] == NUM_CLASSES)
+
+    def test_distribute_datasets_from_function(self):
+        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+        def dataset_fn(input_context):
+            return pipelines.objectness_dataset(
+                voc_dataset(), SPACE, 32, batch_size=2,
+                num_classes=NUM_CLASSES, input_context=input_context,
+            )  # fmt: skip
+
+        dataset = strategy.distribute_datasets_from_function(dataset_fn)
+        images, targets = next(iter(dataset))
+        per_replica = strategy.experimental_local_results(targets)
+        assert len(per_replica) == 2
+        assert all(t.shape[0] == 1 for t in per_replica)
+
+    @pytest.mark.parametrize(
+        "kwargs, argument",
+        [
+            ({"batch_size": 0}, "batch_size"),
+            ({"image_size": -3}, "image_size"),
+            ({"regions_per_image": 0}, "regions_per_image"),
+            ({"positive_fraction": 1.5}, "positive_fraction"),
+            ({"crop_size": 0}, "crop_size"),
+        ],
+    )
+    def test_bad_arguments(self, kwargs, argument):
+        if "image_size" in kwargs:
+            call = pipelines.objectness_dataset
+            arguments = {"box_space": SPACE, "image_size": 32}
+        else:
+            call = pipelines.region_dataset
+            arguments = {"crop_size": 16}
+        arguments.update(batch_size=4, num_classes=NUM_CLASSES)
+        arguments.update(kwargs)
+        with pytest.raises(ValueError, match=f"`{argument}`"):
+            call(voc_dataset(), **arguments)
+
+
+class TestRegions:
+    def test_positive_regions_overlap_their_object(self):
+        boxes = np.full((4, 4), -1.0, "float32")
+        boxes[:2] = [[0.1, 0.1, 0.5, 0.4], [0.5, 0.5, 0.9, 0.95]]
+        classes = np.array([3, 7, -1, -1], "int32")
+        regions, labels, ious = sample_regions(
+            boxes, classes, 64, background_class=20, positive_fraction=0.25,
+            seed=tf.constant([1, 2]),
+        )  # fmt: skip
+        regions, labels, ious = regions.numpy(), labels.numpy(), ious.numpy()
+        positive = labels != 20
+        assert positive.sum() == 16
+        assert np.all(ious[positive] >= 0.5) and np.all(ious[~positive] < 0.5)
+        for label, box in ((3, boxes[0]), (7, boxes[1])):
+            mine = labels == label
+            assert np.all(_iou_yxyx(regions[mine], box[None]) >= 0.5)
+        # Some background regions touch an object: hard negatives.
+        assert np.any((ious > 0.1) & ~positive)
+
+    def test_image_without_objects_gives_background(self):
+        boxes = np.full((2, 4), -1.0, "float32")
+        _, labels, _ = sample_regions(
+            boxes, np.array([-1, -1], "int32"), 8, background_class=5,
+            seed=tf.constant([0, 1]),
+        )  # fmt: skip
+        assert np.all(labels.numpy() == 5)
+
+    def test_crop_with_and_without_context(self):
+        image = np.zeros((1, 40, 40, 3), "uint8")
+        image[0, 10:30, 10:30] = 255
+        region = np.array([[0.25, 0.25, 0.75, 0.75]], "float32")
+        tight = crop_regions(
+            image, region, [0], crop_size=8, context_padding=0.0
+        ).numpy()
+        assert np.all(tight == 255)
+        context = crop_regions(
+            image, region, [0], crop_size=16, context_padding=0.25
+        ).numpy()[0]
+        assert np.all(context[0] == 0) and np.all(context[8, 8] == 255)
+        # The object spans 2/3 of the padded region: 10 or 11 of 16 rows.
+        assert np.sum(context[:, 8, 0] == 255) in (10, 11)
