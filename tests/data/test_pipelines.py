@@ -103,24 +103,37 @@ class TestPipelines:
         np.testing.assert_allclose(targets.numpy().sum(-1), 1.0, atol=1e-5)
 
     def test_flip_moves_boxes_with_the_image(self):
-        dataset = pipelines.keras_cv_dataset(
-            voc_dataset(), image_size=64, batch_size=4,
-            num_classes=NUM_CLASSES, max_boxes=4, augment=True, seed=3,
-        )  # fmt: skip
-        plain = next(iter(pipelines.keras_cv_dataset(
-            voc_dataset(), 64, 4, NUM_CLASSES, max_boxes=4
-        )))  # fmt: skip
-        flipped_any = False
-        for _ in range(3):
-            batch = next(iter(dataset))
-            # One-object image: the box must track the drawn rectangle.
-            image = batch["images"][1].numpy()
-            box = batch["bounding_boxes"]["boxes"][1, 0].numpy()
-            np.testing.assert_allclose(_bright_box(image), box, atol=2 / 64)
-            flipped_any |= not np.allclose(
-                box, plain["bounding_boxes"]["boxes"][1, 0]
+        plain = next(
+            iter(
+                pipelines.keras_cv_dataset(
+                    voc_dataset(), 64, 4, NUM_CLASSES, max_boxes=4
+                )
             )
-        assert flipped_any
+        )
+        flipped = []
+        for seed in range(6):
+            batch = next(
+                iter(
+                    pipelines.keras_cv_dataset(
+                        voc_dataset(), image_size=64, batch_size=4,
+                        num_classes=NUM_CLASSES, max_boxes=4, augment=True,
+                        seed=seed,
+                    )
+                )
+            )  # fmt: skip
+            for index in (0, 1):
+                # Every object box must track its drawn rectangle.
+                image = batch["images"][index].numpy()
+                boxes = batch["bounding_boxes"]["boxes"][index].numpy()
+                if index == 1:
+                    np.testing.assert_allclose(
+                        _bright_box(image), boxes[0], atol=2 / 64
+                    )
+                before = plain["bounding_boxes"]["boxes"][index].numpy()
+                flipped.append(not np.allclose(boxes, before))
+            # Padding rows stay padding.
+            assert np.all(batch["bounding_boxes"]["boxes"][2] == -1)
+        assert any(flipped) and not all(flipped)
 
     def test_same_seed_same_batches(self):
         def batches(seed):
