@@ -4,8 +4,15 @@
 onto a background in a random colour that contrasts with the background
 under the object, at random scales, stretches and positions with limited
 overlap. It returns the image together with each kept object's alpha map,
-its *visible* mask (alpha >= 0.5 and not covered by a later object) and the
-tight box of that mask, so that every box can be checked against pixels.
+its *visible* mask and the tight box of that mask, so that every box can be
+checked against pixels.
+
+An object's pixels are all the pixels it paints (alpha > 0): the scaled
+silhouette's intensity is mapped to alpha by a ramp from 0 at half
+brightness to 1 at three quarters, so the shape keeps smooth edges but
+paints nothing outside its half-brightness outline. A pixel stays visible
+unless a later object paints it with alpha >= 0.5 (`OCCLUSION_THRESHOLD`).
+So every painted pixel that is not mostly covered lies in its object's box.
 """
 
 import collections
@@ -13,11 +20,13 @@ import math
 
 import numpy as np
 
-# A pixel belongs to an object where its alpha is at least this.
-ALPHA_THRESHOLD = 0.5
+# A later object at least this opaque hides the pixels under it.
+OCCLUSION_THRESHOLD = 0.5
+# Silhouette intensity (as a fraction of 255) mapped to alpha 0 and 1.
+_EDGE_RAMP = (0.5, 0.75)
 # Silhouettes are cropped to the pixels at least this bright (of 255)
-# before scaling, so that the scale refers to the drawn shape.
-_INK_THRESHOLD = 64
+# before scaling, so that the scale refers to the painted shape.
+_INK_THRESHOLD = 128
 _MAX_PLACEMENT_ATTEMPTS = 20
 _NUM_COLOR_CANDIDATES = 16
 
@@ -141,7 +150,10 @@ def compose_scene(
     colours whose RGB distance to the mean background under the box is at
     least `min_contrast * 255` (or the farthest one).
 
-    An object is dropped (and not painted) when fewer than
+    An object's pixels are those it paints (alpha > 0, see the module
+    docstring); its visible mask drops those that a later object paints
+    with alpha >= 0.5. An object is dropped (and not painted) when fewer
+    than
     `min_visible_fraction` of its pixels or fewer than `min_visible_pixels`
     pixels stay visible; drops repeat until every kept object passes, so
     the image shows exactly the returned objects.
@@ -307,7 +319,8 @@ def _place(silhouette, shape, boxes, rng, scale_range, stretch_range, iou):
         box = (top, left, top + box_height, left + box_width)
         if all(_iou(box, other) <= iou for other in boxes):
             alpha = resize_bilinear(silhouette, box_height, box_width)
-            alpha = np.clip(alpha / 255.0, 0.0, 1.0)
+            low, high = _EDGE_RAMP
+            alpha = np.clip((alpha / 255.0 - low) / (high - low), 0.0, 1.0)
             return box, alpha
     return None
 
@@ -324,20 +337,21 @@ def _iou(a, b):
 
 
 def _visible_masks(alphas):
-    """Pixels with alpha >= 0.5 not covered by any later object."""
-    support = alphas >= ALPHA_THRESHOLD
+    """Painted pixels not hidden by a later object (alpha >= 0.5)."""
+    support = alphas > 0
     if len(support) == 0:
         return support
+    hiding = alphas >= OCCLUSION_THRESHOLD
     covered = np.zeros_like(support)
-    # covered[i] = union of support[j] for j > i.
-    covered[:-1] = np.logical_or.accumulate(support[::-1], axis=0)[::-1][1:]
+    # covered[i] = union of hiding[j] for j > i.
+    covered[:-1] = np.logical_or.accumulate(hiding[::-1], axis=0)[::-1][1:]
     return support & ~covered
 
 
 def _visible_objects(alphas, min_fraction, min_pixels):
     """Indices of the objects kept after repeatedly dropping hidden ones."""
     keep = list(range(len(alphas)))
-    support = (alphas >= ALPHA_THRESHOLD).reshape(len(alphas), -1).sum(1)
+    support = (alphas > 0).reshape(len(alphas), -1).sum(1)
     while keep:
         visible = _visible_masks(alphas[keep])
         counts = visible.reshape(len(keep), -1).sum(1)
