@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 
 import keras
@@ -144,10 +145,10 @@ def main(argv=None):
     }  # fmt: skip
 
     results = {
-        "command": "python -m benchmarks.input_pipeline "
-        + " ".join(
-            f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
+        "command": " ".join(
+            ["python -m benchmarks.input_pipeline", *sys.argv[1:]]
         ),
+        "arguments": vars(args),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "pipelines": {},
     }

@@ -15,6 +15,7 @@ logs to `--output-dir/logs`.
 import argparse
 import json
 import os
+import sys
 import time
 
 import keras
@@ -103,8 +104,10 @@ def main(argv=None):
         )
     )
     results = {
-        "command": "python examples/localize_single_objects.py "
-        + " ".join(f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()),
+        "command": " ".join(
+            ["python examples/localize_single_objects.py", *sys.argv[1:]]
+        ),
+        "arguments": vars(args),
         "box_space": box_space.get_config(),
         "quantization": report,
         "final_loss": float(history.history["loss"][-1]),
@@ -135,11 +138,17 @@ def save_gallery(images, true_boxes, predicted_boxes, path):
         return {"boxes": b[:, None], "labels": np.zeros((len(b), 1), "int32")}
 
     drawn = keras.visualization.draw_bounding_boxes(
-        images, boxes(true_boxes), "rel_yxyx", color=(0, 200, 0),
+        images,
+        boxes(true_boxes),
+        "rel_yxyx",
+        color=(0, 200, 0),
         line_thickness=1,
     )
     drawn = keras.visualization.draw_bounding_boxes(
-        drawn, boxes(predicted_boxes), "rel_yxyx", color=(60, 120, 255),
+        drawn,
+        boxes(predicted_boxes),
+        "rel_yxyx",
+        color=(60, 120, 255),
         line_thickness=1,
     )
     figure, axes = plt.subplots(2, 8, figsize=(16, 4.4))
