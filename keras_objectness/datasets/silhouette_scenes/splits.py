@@ -361,19 +361,6 @@ class SceneGenerator:
             `instance_id` int64 `(n,)`) and `labels` (sorted distinct
             object labels).
         """
-        if split not in SPLITS:
-            raise ValueError(
-                f"`split` must be one of {SPLIT_NAMES}. Received: "
-                f"split={split!r}"
-            )
-        if (
-            isinstance(index, bool)
-            or not isinstance(index, (int, np.integer))
-            or index < 0
-        ):
-            raise ValueError(
-                f"`index` must be an integer >= 0. Received: index={index!r}"
-            )
         scene, name, labels, ids = self.scene(split, index)
         return {
             "image": scene.image,
@@ -390,9 +377,27 @@ class SceneGenerator:
     def scene(self, split, index):
         """Like `example`, but returns the full `scenes.Scene`.
 
+        Args:
+            split: str. One of `SPLIT_NAMES`.
+            index: int >= 0.
+
         Returns:
-            A tuple `(scene, background_name, labels, instance_ids)`.
+            A tuple `(scene, background_name, labels, instance_ids)`, the
+            last two int64 arrays aligned with `scene.boxes`.
         """
+        if split not in SPLITS:
+            raise ValueError(
+                f"`split` must be one of {SPLIT_NAMES}. Received: "
+                f"split={split!r}"
+            )
+        if (
+            isinstance(index, bool)
+            or not isinstance(index, (int, np.integer))
+            or index < 0
+        ):
+            raise ValueError(
+                f"`index` must be an integer >= 0. Received: index={index!r}"
+            )
         self._load()
         spec = SPLITS[split]
         rng = self.example_rng(split, index)
