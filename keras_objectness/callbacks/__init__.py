@@ -4,8 +4,12 @@ from keras_objectness.callbacks.objectness_summaries import evaluate_objectness
 from keras_objectness.callbacks.objectness_summaries import (
     write_objectness_summaries,
 )
+from keras_objectness.callbacks.objectness_tensorboard import (
+    ObjectnessTensorBoard,
+)
 
 __all__ = [
+    "ObjectnessTensorBoard",
     "evaluate_objectness",
     "write_objectness_summaries",
 ]
