@@ -100,8 +100,12 @@ class SilhouetteScenes(tfds.core.GeneratorBasedBuilder):
     ```
     """
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "First release."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {
+        "1.0.0": "First release.",
+        "1.1.0": "Adds `detection_train_all`: training scenes with every "
+        "class's boxes.",
+    }
     BUILDER_CONFIGS = [
         SilhouetteScenesConfig(
             name="default",

@@ -25,8 +25,8 @@ from keras_objectness.datasets.silhouette_scenes import sources
 DEFAULT_DETECTION_CLASSES = (0, 1, 2, 3, 4, 10, 12, 14, 16, 18)
 
 # Fractions of each class's instances. Instances of held-out classes in
-# the `detection_train` pool are never used (so that the pools do not
-# depend on the class split).
+# the `detection_train` pool are used only by `detection_train_all` (so
+# that the pools do not depend on the class split).
 POOL_FRACTIONS = (
     ("classification_train", 0.50),
     ("classification_validation", 0.05),
@@ -60,6 +60,12 @@ SPLITS = {
     "detection_train": SplitSpec(
         "detection", "detection_train", "detection", "train"
     ),
+    # The same training pool with every class's boxes: the alternative
+    # training set of the "all boxes" and oracle experiments. It shares its
+    # pool with `detection_train` and with no evaluation split.
+    "detection_train_all": SplitSpec(
+        "detection", "detection_train", "all", "train"
+    ),
     "validation_trained": SplitSpec(
         "detection", "validation", "detection", "validation"
     ),
@@ -76,6 +82,7 @@ DEFAULT_SPLIT_SIZES = (
     ("classification_train", 6000),
     ("classification_validation", 500),
     ("detection_train", 4000),
+    ("detection_train_all", 4000),
     ("validation_trained", 300),
     ("validation_heldout", 300),
     ("test_trained", 600),
