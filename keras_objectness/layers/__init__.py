@@ -1,5 +1,6 @@
 """Keras layers of keras_objectness."""
 
+from keras_objectness.layers.background_head import BackgroundHead
 from keras_objectness.layers.box_bin_decoder import BoxBinDecoder
 from keras_objectness.layers.box_bin_softmax import BoxBinSoftmax
 from keras_objectness.layers.gaussian_box_targets import GaussianBoxTargets
@@ -8,6 +9,7 @@ from keras_objectness.layers.local_response_normalization import (
 )
 
 __all__ = [
+    "BackgroundHead",
     "BoxBinDecoder",
     "BoxBinSoftmax",
     "GaussianBoxTargets",
