@@ -4,12 +4,14 @@ from keras_objectness import data
 from keras_objectness import evaluation
 from keras_objectness import layers
 from keras_objectness import models
+from keras_objectness.adaptation import adapt_classifier
 from keras_objectness.box_space import BoxSpace
 from keras_objectness.version import __version__
 
 __all__ = [
     "BoxSpace",
     "__version__",
+    "adapt_classifier",
     "data",
     "evaluation",
     "layers",
