@@ -2,6 +2,7 @@
 
 from keras_objectness.models.alexnet_backbone import ALEXNET_PRESETS
 from keras_objectness.models.alexnet_backbone import alexnet_backbone
+from keras_objectness.models.detection_network import detection_network
 from keras_objectness.models.image_classifier import image_classifier
 from keras_objectness.models.objectness_detector import objectness_detector
 from keras_objectness.models.objectness_detector import (
@@ -11,6 +12,7 @@ from keras_objectness.models.objectness_detector import (
 __all__ = [
     "ALEXNET_PRESETS",
     "alexnet_backbone",
+    "detection_network",
     "image_classifier",
     "objectness_detector",
     "objectness_inference_model",
