@@ -26,6 +26,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 import keras_objectness as ko
+import keras_objectness.callbacks  # noqa: F401
 import keras_objectness.datasets  # noqa: F401  (registers the builder)
 
 DATASET = "silhouette_scenes"
@@ -99,8 +100,15 @@ def build_backbone(args):
     return ko.models.alexnet_backbone(**preset)
 
 
-def pretrain_classifier(args, strategy, num_classes, epochs=None):
+def pretrain_classifier(
+    args, strategy, num_classes, epochs=None, initial_classifier=None
+):
     """Trains the classifier on the classification examples of every class.
+
+    Args:
+        initial_classifier: optional classifier to continue from (e.g. one
+            whose backbone holds objectness-trained weights); a new one is
+            built otherwise.
 
     Returns:
         `(classifier, history)`.
@@ -108,7 +116,7 @@ def pretrain_classifier(args, strategy, num_classes, epochs=None):
     train, _ = load_split(args, "classification_train")
     validation, _ = load_split(args, "classification_validation")
     with strategy.scope():
-        classifier = ko.models.image_classifier(
+        classifier = initial_classifier or ko.models.image_classifier(
             build_backbone(args), num_classes
         )
         classifier.compile(
@@ -174,11 +182,17 @@ def train_objectness(args, strategy, classifier=None, callbacks=()):
         seed=args.seed,
     )
     os.makedirs(args.output_dir, exist_ok=True)
+    log_dir = os.path.join(args.output_dir, "logs")
+    images, y_true = validation_arrays(args, "validation_heldout", num_classes)
     history = detector.fit(
         dataset,
         epochs=args.epochs,
         callbacks=[
-            keras.callbacks.TensorBoard(os.path.join(args.output_dir, "logs")),
+            keras.callbacks.TensorBoard(log_dir),
+            # AUC, PR curves and drawn detections on held-out classes.
+            ko.callbacks.ObjectnessTensorBoard(
+                log_dir, images, y_true, frequency=max(args.epochs // 4, 1)
+            ),
             keras.callbacks.BackupAndRestore(
                 os.path.join(args.output_dir, "checkpoints")
             ),
@@ -187,6 +201,21 @@ def train_objectness(args, strategy, classifier=None, callbacks=()):
         verbose=args.verbose,
     )
     return detector, history
+
+
+def validation_arrays(args, split, num_classes, count=64):
+    """The first `count` scenes of a split as arrays, for TensorBoard."""
+    dataset, _ = load_split(args, split)
+    batch = next(
+        iter(
+            ko.data.keras_cv_dataset(
+                dataset, args.image_size, count, num_classes
+            )
+        )
+    )
+    return batch["images"].numpy(), {
+        key: value.numpy() for key, value in batch["bounding_boxes"].items()
+    }
 
 
 def evaluate_objectness(args, detector, split, max_detections=10):

@@ -1,17 +1,21 @@
 """keras_objectness: detectors for classes that have no box labels."""
 
+from keras_objectness import callbacks
 from keras_objectness import data
 from keras_objectness import evaluation
 from keras_objectness import layers
 from keras_objectness import models
 from keras_objectness.adaptation import adapt_classifier
 from keras_objectness.box_space import BoxSpace
+from keras_objectness.class_split import ClassSplit
 from keras_objectness.version import __version__
 
 __all__ = [
     "BoxSpace",
+    "ClassSplit",
     "__version__",
     "adapt_classifier",
+    "callbacks",
     "data",
     "evaluation",
     "layers",
