@@ -36,6 +36,7 @@ from keras_objectness import box_space as box_space_lib
 from keras_objectness.data import augmentation
 from keras_objectness.data import examples as examples_lib
 from keras_objectness.data import regions as regions_lib
+from keras_objectness.layers import region_crops
 from keras_objectness.layers.gaussian_box_targets import GaussianBoxTargets
 
 
@@ -215,7 +216,7 @@ def region_dataset(
             "`positive_fraction` must be in [0, 1]. "
             f"Received: positive_fraction={positive_fraction!r}"
         )
-    regions_lib.check_crop_arguments(crop_size, context_padding)
+    region_crops.check_crop_arguments(crop_size, context_padding)
     dataset, batch_size = _prepare(
         dataset,
         None,
@@ -243,12 +244,8 @@ def region_dataset(
             seed=region_seed,
         )
         images = regions_lib.crop_regions(
-            example["images"][None],
-            regions,
-            tf.zeros((regions_per_image,), tf.int32),
-            crop_size,
-            context_padding,
-        )
+            example["images"][None], regions[None], crop_size, context_padding
+        )[0]
         return tf.data.Dataset.from_tensor_slices((images, labels))
 
     dataset = tf.data.Dataset.zip((dataset, seeds)).flat_map(crops)

@@ -10,6 +10,8 @@ some context and resizes them to the network input.
 import keras
 import tensorflow as tf
 
+from keras_objectness.layers import region_crops
+
 
 def sample_regions(
     boxes,
@@ -98,69 +100,31 @@ def sample_regions(
     )
 
 
-def crop_regions(images, regions, box_indices, crop_size, context_padding=0.1):
+def crop_regions(images, regions, crop_size, context_padding=0.1):
     """Crops regions with context and resizes them to `crop_size`.
 
-    Each region grows by `context_padding` of its height and width on every
-    side (R-CNN's context); parts outside the image are filled with zeros.
+    The `tf.data` face of `keras_objectness.layers.RegionCrops` (the same
+    function): each region grows by `context_padding` of its height and
+    width on every side; parts outside the image read zeros.
 
     Args:
         images: `(batch, height, width, 3)` images (any real dtype).
-        regions: float32 `(num_regions, 4)` relative yxyx.
-        box_indices: int32 `(num_regions,)`: the image of each region.
+        regions: float32 `(batch, num_regions, 4)` relative yxyx.
         crop_size: int. Side of the square crops.
         context_padding: float >= 0. Context added on each side, as a
             fraction of the region's size. Defaults to `0.1`.
 
     Returns:
-        uint8 `(num_regions, crop_size, crop_size, 3)`.
+        uint8 `(batch, num_regions, crop_size, crop_size, 3)`.
     """
-    check_crop_arguments(crop_size, context_padding)
+    region_crops.check_crop_arguments(crop_size, context_padding)
     regions = tf.cast(regions, tf.float32)
-    height = regions[:, 2] - regions[:, 0]
-    width = regions[:, 3] - regions[:, 1]
-    pad = tf.stack([-height, -width, height, width], axis=-1) * float(
-        context_padding
-    )
-    crops = tf.image.crop_and_resize(
-        tf.cast(images, tf.float32),
-        _sampling_boxes(regions + pad, tf.shape(images)[1:3], crop_size),
-        tf.cast(box_indices, tf.int32),
-        (crop_size, crop_size),
-        extrapolation_value=0.0,
+    crops = region_crops.crop_and_resize(
+        images,
+        region_crops.pad_regions(regions, float(context_padding)),
+        crop_size,
     )
     return tf.cast(tf.clip_by_value(tf.round(crops), 0, 255), tf.uint8)
-
-
-def _sampling_boxes(regions, image_size, crop_size):
-    """Relative boxes (pixel edges) -> `crop_and_resize` coordinates.
-
-    `crop_and_resize` maps 0 and 1 to the centres of the first and last
-    pixels and samples the crop's corner pixels there. TFDS boxes measure
-    edges instead; this places the crop's pixel centres evenly inside the
-    region, as a resize of the exact region would.
-    """
-    size = tf.cast(image_size, tf.float32)
-    scale = tf.concat([size, size], axis=0)
-    edges = regions * scale
-    extent = edges[:, 2:] - edges[:, :2]
-    first = edges[:, :2] + 0.5 * extent / crop_size - 0.5
-    last = edges[:, :2] + (crop_size - 0.5) * extent / crop_size - 0.5
-    denominator = tf.maximum(scale - 1.0, 1.0)
-    return tf.concat([first, last], axis=-1) / denominator
-
-
-def check_crop_arguments(crop_size, context_padding):
-    if not isinstance(crop_size, int) or crop_size < 1:
-        raise ValueError(
-            "`crop_size` must be a positive integer. "
-            f"Received: crop_size={crop_size!r}"
-        )
-    if not isinstance(context_padding, (int, float)) or context_padding < 0:
-        raise ValueError(
-            "`context_padding` must be a number >= 0. "
-            f"Received: context_padding={context_padding!r}"
-        )
 
 
 def _random_boxes(count, seed):

@@ -7,6 +7,8 @@ from keras_objectness.layers.gaussian_box_targets import GaussianBoxTargets
 from keras_objectness.layers.local_response_normalization import (
     LocalResponseNormalization,
 )
+from keras_objectness.layers.region_crops import RegionCrops
+from keras_objectness.layers.region_detections import RegionDetections
 
 __all__ = [
     "BackgroundHead",
@@ -14,4 +16,6 @@ __all__ = [
     "BoxBinSoftmax",
     "GaussianBoxTargets",
     "LocalResponseNormalization",
+    "RegionCrops",
+    "RegionDetections",
 ]

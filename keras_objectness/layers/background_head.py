@@ -80,6 +80,9 @@ class BackgroundHead(keras.layers.Layer):
         inputs: float tensor `(batch, features)`.
         training: bool. If true, the logits of classes outside
             `detection_classes` are masked out.
+        output_mode: optional str overriding the layer's `output_mode` for
+            this call, e.g. `"scores"` to score regions with a head trained
+            on probabilities (the weights are the same).
 
     Returns:
         float32 tensor `(batch, num_classes + 1)` (probabilities or logits,
@@ -193,7 +196,8 @@ class BackgroundHead(keras.layers.Layer):
             trainable=False,
         )
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, output_mode=None):
+        output_mode = self._resolve_output_mode(output_mode)
         logits = ops.matmul(inputs, self.kernel) + self.bias
         logits = ops.cast(logits, "float32")
         if training:
@@ -201,11 +205,21 @@ class BackgroundHead(keras.layers.Layer):
             logits = ops.where(
                 keep, logits, ops.cast(large_negative(logits.dtype), "float32")
             )
-        if self.output_mode == "logits":
+        if output_mode == "logits":
             return logits
-        if self.output_mode == "scores":
+        if output_mode == "scores":
             return logits[:, : self.num_classes] - logits[:, self.num_classes :]
         return ops.softmax(logits, axis=-1)
+
+    def _resolve_output_mode(self, output_mode):
+        if output_mode is None:
+            return self.output_mode
+        if output_mode not in _OUTPUT_MODES:
+            raise ValueError(
+                f"`output_mode` must be one of {_OUTPUT_MODES}. "
+                f"Received: output_mode={output_mode!r}"
+            )
+        return output_mode
 
     @property
     def has_snapshot(self):
@@ -275,14 +289,15 @@ class BackgroundHead(keras.layers.Layer):
                 f"Received: unbuilt layer {self.name!r}"
             )
 
-    def compute_output_shape(self, input_shape):
-        if self.output_mode == "scores":
+    def compute_output_shape(self, input_shape, output_mode=None):
+        if self._resolve_output_mode(output_mode) == "scores":
             return (input_shape[0], self.num_classes)
         return (input_shape[0], self.num_classes + 1)
 
-    def compute_output_spec(self, inputs, training=None):
+    def compute_output_spec(self, inputs, training=None, output_mode=None):
         return keras.KerasTensor(
-            self.compute_output_shape(inputs.shape), dtype="float32"
+            self.compute_output_shape(inputs.shape, output_mode),
+            dtype="float32",
         )
 
     def get_config(self):

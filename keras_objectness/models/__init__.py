@@ -1,4 +1,4 @@
-"""models."""
+"""Model builders: AlexNet-style backbone, heads and detectors."""
 
 from keras_objectness.models.alexnet_backbone import ALEXNET_PRESETS
 from keras_objectness.models.alexnet_backbone import alexnet_backbone
@@ -8,6 +8,7 @@ from keras_objectness.models.objectness_detector import objectness_detector
 from keras_objectness.models.objectness_detector import (
     objectness_inference_model,
 )
+from keras_objectness.models.region_detector import region_detector
 
 __all__ = [
     "ALEXNET_PRESETS",
@@ -16,4 +17,5 @@ __all__ = [
     "image_classifier",
     "objectness_detector",
     "objectness_inference_model",
+    "region_detector",
 ]

@@ -8,6 +8,7 @@ from keras_objectness.data import crop_regions
 from keras_objectness.data import detection_examples
 from keras_objectness.data import pipelines
 from keras_objectness.data import sample_regions
+from keras_objectness.layers import region_crops
 from tests.data.voc_fixture import EXAMPLES
 from tests.data.voc_fixture import boxes_of
 from tests.data.voc_fixture import voc_dataset
@@ -238,14 +239,33 @@ class TestRegions:
     def test_crop_with_and_without_context(self):
         image = np.zeros((1, 40, 40, 3), "uint8")
         image[0, 10:30, 10:30] = 255
-        region = np.array([[0.25, 0.25, 0.75, 0.75]], "float32")
-        tight = crop_regions(
-            image, region, [0], crop_size=8, context_padding=0.0
-        ).numpy()
+        region = np.array([[[0.25, 0.25, 0.75, 0.75]]], "float32")
+        tight = crop_regions(image, region, 8, context_padding=0.0).numpy()
+        assert tight.shape == (1, 1, 8, 8, 3) and tight.dtype == np.uint8
         assert np.all(tight == 255)
-        context = crop_regions(
-            image, region, [0], crop_size=16, context_padding=0.25
-        ).numpy()[0]
+        context = crop_regions(image, region, 16, context_padding=0.25)
+        context = context.numpy()[0, 0]
         assert np.all(context[0] == 0) and np.all(context[8, 8] == 255)
         # The object spans 2/3 of the padded region: 10 or 11 of 16 rows.
         assert np.sum(context[:, 8, 0] == 255) in (10, 11)
+
+    def test_crop_matches_tf_crop_and_resize(self):
+        rng = np.random.default_rng(0)
+        images = rng.integers(0, 256, (2, 30, 50, 3)).astype("float32")
+        # (low, high) pairs for y and x, kept off the border: TF returns its
+        # extrapolation value for the outer half pixel, we interpolate.
+        corners = np.sort(rng.random((2, 5, 2, 2)), axis=2)
+        regions = (0.1 + 0.8 * corners.reshape(2, 5, 4)).astype("float32")
+        ours = region_crops.crop_and_resize(images, regions, 7).numpy()
+        # The same sampling points in crop_and_resize's corner convention.
+        size = np.array([30, 50, 30, 50], "float32")
+        extent = (regions[..., 2:] - regions[..., :2]) * size[:2]
+        first = regions[..., :2] * size[:2] + 0.5 * extent / 7 - 0.5
+        last = regions[..., :2] * size[:2] + 6.5 * extent / 7 - 0.5
+        boxes = np.concatenate([first, last], -1) / (size - 1)
+        reference = tf.image.crop_and_resize(
+            images, boxes.reshape(-1, 4), np.repeat([0, 1], 5), (7, 7)
+        ).numpy()
+        np.testing.assert_allclose(
+            ours.reshape(-1, 7, 7, 3), reference, atol=1e-3, rtol=1e-5
+        )
