@@ -47,6 +47,13 @@ class BackgroundHead(keras.layers.Layer):
     rebuilds them from the snapshot, so the adapted result does not depend
     on it.) At inference no class is masked.
 
+    With `train_detection_classes=False` the columns and biases of B are
+    frozen as well: the layer reads them through `stop_gradient`, so only
+    the background column and bias receive a gradient (the paper's
+    "fcbgrnd" rows of Table 1, where the output layer of B is not
+    adapted). Everything before the head still trains unless frozen
+    separately.
+
     The layer also keeps, as non-trainable weights, a snapshot of the class
     columns taken before fine-tuning (`take_snapshot`): the `W^c` that
     `keras_objectness.adapt_classifier` needs. Being weights, the snapshot
@@ -74,6 +81,9 @@ class BackgroundHead(keras.layers.Layer):
             included). Defaults to `"zeros"`.
         background_initializer: initializer of the background column of the
             kernel. Defaults to `"zeros"`.
+        train_detection_classes: bool. If `False`, the class columns and
+            biases of B get no gradient and only the background unit
+            learns. Defaults to `True`.
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -111,6 +121,7 @@ class BackgroundHead(keras.layers.Layer):
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
         background_initializer="zeros",
+        train_detection_classes=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -130,6 +141,11 @@ class BackgroundHead(keras.layers.Layer):
                 f"`output_mode` must be one of {_OUTPUT_MODES}. "
                 f"Received: output_mode={output_mode!r}"
             )
+        if not isinstance(train_detection_classes, (bool, np.bool_)):
+            raise ValueError(
+                "`train_detection_classes` must be a bool. Received: "
+                f"train_detection_classes={train_detection_classes!r}"
+            )
         self.num_classes = split.num_classes
         self.detection_classes = split.detection_classes
         self.output_mode = output_mode
@@ -138,6 +154,7 @@ class BackgroundHead(keras.layers.Layer):
         self.background_initializer = keras.initializers.get(
             background_initializer
         )
+        self.train_detection_classes = bool(train_detection_classes)
         # Units kept by the training mask: B and the background.
         keep = np.zeros((self.num_classes + 1,), dtype=bool)
         keep[list(self.detection_classes)] = True
@@ -198,7 +215,15 @@ class BackgroundHead(keras.layers.Layer):
 
     def call(self, inputs, training=None, output_mode=None):
         output_mode = self._resolve_output_mode(output_mode)
-        logits = ops.matmul(inputs, self.kernel) + self.bias
+        kernel, bias = self.kernel, self.bias
+        if not self.train_detection_classes:
+            # Same values; only the background unit passes gradients.
+            background = ops.convert_to_tensor(
+                np.arange(self.num_classes + 1) == self.num_classes
+            )
+            kernel = ops.where(background, kernel, ops.stop_gradient(kernel))
+            bias = ops.where(background, bias, ops.stop_gradient(bias))
+        logits = ops.matmul(inputs, kernel) + bias
         logits = ops.cast(logits, "float32")
         if training:
             keep = ops.convert_to_tensor(self._training_keep)
@@ -316,6 +341,7 @@ class BackgroundHead(keras.layers.Layer):
                 "background_initializer": keras.initializers.serialize(
                     self.background_initializer
                 ),
+                "train_detection_classes": self.train_detection_classes,
             }
         )
         return config

@@ -11,6 +11,7 @@ def detection_network(
     output_mode="probabilities",
     output_layer_name=None,
     background_initializer="zeros",
+    train_detection_classes=True,
     name="detector",
 ):
     """Turns a trained image classifier into a `K + 1`-way detection network.
@@ -46,6 +47,9 @@ def detection_network(
             Defaults to `None`.
         background_initializer: initializer of the background kernel
             column. Defaults to `"zeros"`.
+        train_detection_classes: bool. Passed to the head: if `False`, the
+            class columns of B get no gradient and only the background unit
+            of the output layer learns. Defaults to `True`.
         name: str. Model name; the head is named
             `f"{name}_background_head"`. Defaults to `"detector"`.
 
@@ -92,6 +96,7 @@ def detection_network(
         detection_classes,
         output_mode=output_mode,
         background_initializer=background_initializer,
+        train_detection_classes=train_detection_classes,
         dtype=dense.dtype_policy,
         name=f"{name}_background_head",
     )

@@ -166,6 +166,47 @@ class TestBackgroundHead(TestCase):
         for after, old in zip(head.weights[2:], before[2:]):
             np.testing.assert_array_equal(after, old)
 
+    @pytest.mark.parametrize("policy", [None, "mixed_float16"])
+    def test_frozen_detection_classes_train_only_the_background(
+        self, policy, restore_policy
+    ):
+        if policy:
+            keras.config.set_dtype_policy(policy)
+        features = keras.Input((6,))
+        hidden = keras.layers.Dense(8, activation="relu")(features)
+        head = BackgroundHead(
+            K,
+            B,
+            bias_initializer="random_normal",
+            background_initializer="random_normal",
+            train_detection_classes=False,
+        )
+        model = keras.Model(features, head(hidden))
+        model.compile(
+            optimizer=keras.optimizers.Adam(0.1),
+            loss="sparse_categorical_crossentropy",
+        )
+        before = [keras.ops.convert_to_numpy(w) for w in head.weights[:2]]
+        x = _features(count=8, seed=4)
+        # Identical outputs: freezing changes gradients, not values.
+        unfrozen = BackgroundHead(K, B)
+        unfrozen.build((None, 8))
+        unfrozen.set_weights(head.get_weights())
+        inner = keras.Model(features, hidden)
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(head(inner(x), training=True)),
+            keras.ops.convert_to_numpy(unfrozen(inner(x), training=True)),
+        )
+        y = np.array([0, 3, K, 0, 3, K, 0, 3])
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+        kernel, bias = (keras.ops.convert_to_numpy(w) for w in head.weights[:2])
+        # Every class column (B and A) and bias is exactly unchanged.
+        np.testing.assert_array_equal(kernel[:, :K], before[0][:, :K])
+        np.testing.assert_array_equal(bias[:K], before[1][:K])
+        # The background unit and the layer below it did train.
+        assert not np.allclose(kernel[:, K], before[0][:, K])
+        assert bias[K] != before[1][K]
+
     def test_take_snapshot(self):
         layer = BackgroundHead(K, B, bias_initializer="random_normal")
         with pytest.raises(ValueError, match="built"):
@@ -235,6 +276,7 @@ class TestBackgroundHead(TestCase):
             kernel_initializer=keras.initializers.RandomNormal(seed=1),
             bias_initializer=keras.initializers.RandomUniform(seed=2),
             background_initializer=keras.initializers.Constant(0.5),
+            train_detection_classes=False,
             name="head",
         )
         layer(x)
@@ -257,6 +299,8 @@ class TestBackgroundHead(TestCase):
         )
         assert restored_layer.output_mode == "scores"
         assert restored_layer.detection_classes == B
+        assert restored_layer.train_detection_classes is False
+        assert BackgroundHead(K, B).get_config()["train_detection_classes"]
 
     def test_bad_arguments(self):
         for num_classes in (0, -1, 2.0, True, None):
@@ -267,5 +311,8 @@ class TestBackgroundHead(TestCase):
                 BackgroundHead(K, classes)
         with pytest.raises(ValueError, match="`output_mode`"):
             BackgroundHead(K, B, output_mode="softmax")
+        for value in (0, "no", None):
+            with pytest.raises(ValueError, match="`train_detection_classes`"):
+                BackgroundHead(K, B, train_detection_classes=value)
         with pytest.raises(ValueError, match="input_shape"):
             BackgroundHead(K, B)(np.zeros((2, 3, 4), "float32"))

@@ -99,6 +99,29 @@ def test_scores_output_and_custom_output_layer():
     )
 
 
+def test_frozen_detection_classes_pass_through():
+    classifier = tiny_classifier()
+    detector = detection_network(
+        classifier, DETECTION_CLASSES, train_detection_classes=False
+    )
+    head = detector.get_layer("detector_background_head")
+    assert head.train_detection_classes is False
+    before = head.kernel.numpy().copy()
+    detector.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    images, labels = region_data(count=16)
+    detector.fit(images, labels, batch_size=8, epochs=1, verbose=0)
+    kernel = head.kernel.numpy()
+    np.testing.assert_array_equal(
+        kernel[:, :NUM_CLASSES], before[:, :NUM_CLASSES]
+    )
+    assert not np.allclose(kernel[:, NUM_CLASSES], before[:, NUM_CLASSES])
+    assert (
+        detection_network(tiny_classifier(), DETECTION_CLASSES)
+        .get_layer("detector_background_head")
+        .train_detection_classes
+    )
+
+
 def test_head_follows_the_classifier_dtype_policy(restore_policy):
     keras.config.set_dtype_policy("mixed_bfloat16")
     detector = detection_network(tiny_classifier(), DETECTION_CLASSES)
