@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 
@@ -40,7 +41,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default="runs/tfds")
     parser.add_argument("--config", default="default")
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--pretrain-epochs", type=int, default=6)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument(
@@ -78,8 +79,12 @@ def run_seed(args, seed):
             keras.utils.set_random_seed(seed)
             options.boxes = boxes
             options.output_dir = os.path.join(
-                "runs", "reproduce_objectness", f"{init}_{boxes}_{seed}"
+                "runs",
+                "reproduce_objectness",
+                f"{args.config}_{init}_{boxes}_{seed}",
             )
+            # Every cell starts fresh: no backup of an earlier run resumes.
+            shutil.rmtree(options.output_dir, ignore_errors=True)
             classifier = None
             if init == "pretrained":
                 pretrained.set_weights(pretrained_weights)
@@ -106,8 +111,9 @@ def run_seed(args, seed):
             detectors[key].set_weights(detector.get_weights())
             print(f"[seed {seed}] {key}: {results[key]}")
 
-    # The paper's last experiment: objectness-trained init for a classifier.
-    source = detectors["random/all_boxes"].get_layer("alexnet")
+    # The paper's last experiment: a classifier starting from a network
+    # trained only for objectness (random init, all boxes).
+    source = detectors["random/all_boxes"]
     classification = {}
     for init in ("scratch", "objectness"):
         keras.utils.set_random_seed(seed)
@@ -126,11 +132,19 @@ def run_seed(args, seed):
 
 
 def _classifier_from(options, strategy, num_classes, source):
-    """A classifier whose backbone starts from `source`'s weights."""
+    """A classifier whose backbone starts from `source`'s layers.
+
+    Layers are matched by name: the detector shares the backbone's layer
+    names up to its feature layer; later layers keep their fresh weights.
+    """
     classifier, _ = train_objectness.pretrain_classifier(
         options, strategy, num_classes, epochs=0
     )
-    classifier.get_layer("alexnet").set_weights(source.get_weights())
+    backbone = classifier.get_layer("alexnet")
+    names = {layer.name for layer in backbone.layers}
+    for layer in source.get_layer("alexnet_features").layers:
+        if layer.weights and layer.name in names:
+            backbone.get_layer(layer.name).set_weights(layer.get_weights())
     return train_objectness.pretrain_classifier(
         options, strategy, num_classes, initial_classifier=classifier
     )

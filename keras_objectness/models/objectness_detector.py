@@ -11,6 +11,7 @@ def objectness_detector(
     backbone,
     box_space,
     activation="softmax",
+    feature_layer=None,
     name="objectness",
 ):
     """Puts a `BoxBinSoftmax` head on a feature backbone.
@@ -19,7 +20,8 @@ def objectness_detector(
     train it with `keras.losses.CategoricalCrossentropy` against
     `GaussianBoxTargets`, and turn its output into boxes with
     `objectness_inference_model` (or a `BoxBinDecoder`). The backbone is
-    nested as one layer, so a backbone pretrained inside an
+    nested as one layer (`f"{backbone.name}_features"` when
+    `feature_layer` cuts it), so a backbone pretrained inside an
     `image_classifier` can be shared: build the detector on
     `classifier.get_layer(backbone.name)` to start from its weights.
 
@@ -29,6 +31,12 @@ def objectness_detector(
         box_space: `keras_objectness.BoxSpace`. The space of the head.
         activation: `"softmax"` or `None` (logits). Defaults to
             `"softmax"`.
+        feature_layer: optional name of a backbone layer whose output feeds
+            the head (a feature map is flattened), e.g. `"alexnet_lrn5"`
+            for the conv5 maps. Defaults to `None`: the backbone's output
+            (fc7), as in the paper. On small data and short budgets the
+            head on fc7 can stay stuck at the location prior (see the
+            README); the conv5 maps keep the spatial layout and learn fast.
         name: str. Model name; the head is named `f"{name}_box_bins"`.
             Defaults to `"objectness"`.
 
@@ -57,6 +65,20 @@ def objectness_detector(
             f"Received: backbone={backbone!r}"
         )
     box_space = box_space_lib.get(box_space)
+    if feature_layer is not None:
+        names = [layer.name for layer in backbone.layers]
+        if feature_layer not in names:
+            raise ValueError(
+                f"`feature_layer` must name a layer of the backbone "
+                f"{backbone.name!r}. Received: feature_layer="
+                f"{feature_layer!r}"
+            )
+        # Shares the backbone's layers (and weights) up to that layer.
+        backbone = keras.Model(
+            backbone.inputs,
+            backbone.get_layer(feature_layer).output,
+            name=f"{backbone.name}_features",
+        )
     images = keras.Input(
         backbone.inputs[0].shape[1:],
         dtype=backbone.inputs[0].dtype,

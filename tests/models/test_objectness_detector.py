@@ -74,10 +74,27 @@ def test_logits_detector_decodes_like_softmax():
     assert np.all(detections["confidence"] <= 1)
 
 
+def test_feature_layer_shares_the_backbone():
+    backbone = _backbone()
+    detector = objectness_detector(
+        backbone, SPACE, feature_layer="alexnet_lrn5"
+    )
+    conv5 = backbone.get_layer("alexnet_conv5")
+    features = detector.get_layer("alexnet_features")
+    assert features.get_layer("alexnet_conv5") is conv5
+    head = detector.get_layer("objectness_box_bins")
+    map_size = int(np.prod(backbone.get_layer("alexnet_lrn5").output.shape[1:]))
+    assert head.count_params() == (map_size + 1) * SPACE.num_bins
+    # Only the layers up to conv5 belong to the detector.
+    assert "alexnet_fc6" not in [layer.name for layer in features.layers]
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="`backbone`"):
         objectness_detector("alexnet", SPACE)
     with pytest.raises(TypeError, match="`box_space`"):
         objectness_detector(_backbone(), None)
+    with pytest.raises(ValueError, match="`feature_layer`"):
+        objectness_detector(_backbone(), SPACE, feature_layer="conv9")
     with pytest.raises(ValueError, match="`detector`"):
         objectness_inference_model(image_classifier(_backbone(), 3))
