@@ -36,6 +36,7 @@ from keras_objectness import box_space as box_space_lib
 from keras_objectness.data import augmentation
 from keras_objectness.data import examples as examples_lib
 from keras_objectness.data import regions as regions_lib
+from keras_objectness.layers import _checks
 from keras_objectness.layers import region_crops
 from keras_objectness.layers.gaussian_box_targets import GaussianBoxTargets
 
@@ -206,11 +207,7 @@ def region_dataset(
         `tf.data.Dataset` of `(uint8 crops (batch, crop, crop, 3),
         int32 labels (batch,))`.
     """
-    if not isinstance(regions_per_image, int) or regions_per_image < 1:
-        raise ValueError(
-            "`regions_per_image` must be a positive integer. "
-            f"Received: regions_per_image={regions_per_image!r}"
-        )
+    _checks.check_positive_int("regions_per_image", regions_per_image)
     if not 0 <= positive_fraction <= 1:
         raise ValueError(
             "`positive_fraction` must be in [0, 1]. "
@@ -310,18 +307,9 @@ def _prepare(
     share a static size), flips and everything after run on whole batches,
     which is several times faster on a CPU.
     """
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(
-            "`batch_size` must be a positive integer. "
-            f"Received: batch_size={batch_size!r}"
-        )
-    if image_size is not None and (
-        not isinstance(image_size, int) or image_size < 1
-    ):
-        raise ValueError(
-            "`image_size` must be a positive integer. "
-            f"Received: image_size={image_size!r}"
-        )
+    _checks.check_positive_int("batch_size", batch_size)
+    if image_size is not None:
+        _checks.check_positive_int("image_size", image_size)
     if input_context is not None:
         dataset = dataset.shard(
             input_context.num_input_pipelines, input_context.input_pipeline_id

@@ -3,6 +3,7 @@ from keras import ops
 
 from keras_objectness import box_space as box_space_lib
 from keras_objectness import box_utils
+from keras_objectness.layers import _checks
 
 
 @keras.saving.register_keras_serializable(package="keras_objectness")
@@ -62,31 +63,10 @@ class BoxBinDecoder(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         self.box_space = box_space_lib.get(box_space)
-        for name, value in (
-            ("max_detections", max_detections),
-            ("max_candidates", max_candidates),
-        ):
-            if (
-                not isinstance(value, int)
-                or isinstance(value, bool)
-                or (value < 1)
-            ):
-                raise ValueError(
-                    f"`{name}` must be a positive integer. "
-                    f"Received: {name}={value!r}"
-                )
-        if not _is_number(iou_threshold) or not 0 < iou_threshold <= 1:
-            raise ValueError(
-                "`iou_threshold` must be in (0, 1]. "
-                f"Received: iou_threshold={iou_threshold!r}"
-            )
-        if not _is_number(confidence_threshold) or not (
-            0 <= confidence_threshold < 1
-        ):
-            raise ValueError(
-                "`confidence_threshold` must be in [0, 1). "
-                f"Received: confidence_threshold={confidence_threshold!r}"
-            )
+        _checks.check_nms_arguments(
+            max_detections, iou_threshold, confidence_threshold
+        )
+        _checks.check_positive_int("max_candidates", max_candidates)
         self.max_detections = max_detections
         self.iou_threshold = float(iou_threshold)
         self.confidence_threshold = float(confidence_threshold)
@@ -97,15 +77,8 @@ class BoxBinDecoder(keras.layers.Layer):
         self._format, self._image_shape = self.box_space._resolve_format(
             bounding_box_format, image_shape
         )
-        # Imported here: keras-cv is only needed once a decoder exists.
-        import keras_cv
-
-        self._nms = keras_cv.layers.NonMaxSuppression(
-            bounding_box_format="yxyx",
-            from_logits=False,
-            iou_threshold=self.iou_threshold,
-            confidence_threshold=self.confidence_threshold,
-            max_detections=max_detections,
+        self._nms = _checks.non_max_suppression(
+            max_detections, iou_threshold, confidence_threshold
         )
         self.built = True
 
@@ -121,8 +94,6 @@ class BoxBinDecoder(keras.layers.Layer):
             probabilities = ops.softmax(probabilities, axis=-1)
         candidates = min(self.max_candidates, self.box_space.num_bins)
         scores, bins = ops.top_k(probabilities, k=candidates)
-        # Relative yxyx numbers are fine for NMS: IoU does not change when
-        # the axes are scaled, so no image size is needed here.
         boxes = self.box_space.decode(bins, "rel_yxyx", clip=True)
         detections = self._nms(boxes, scores[..., None])
         valid = ops.greater_equal(detections["classes"], 0)
@@ -165,7 +136,3 @@ class BoxBinDecoder(keras.layers.Layer):
             }
         )
         return config
-
-
-def _is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool)

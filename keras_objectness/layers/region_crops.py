@@ -1,6 +1,8 @@
 import keras
 from keras import ops
 
+from keras_objectness.layers import _checks
+
 
 def crop_and_resize(images, regions, crop_size):
     """Bilinear crops of relative yxyx regions, written with `keras.ops`.
@@ -123,15 +125,7 @@ def pad_regions(regions, context_padding):
 
 
 def check_crop_arguments(crop_size, context_padding):
-    if (
-        not isinstance(crop_size, int)
-        or isinstance(crop_size, bool)
-        or crop_size < 1
-    ):
-        raise ValueError(
-            "`crop_size` must be a positive integer. "
-            f"Received: crop_size={crop_size!r}"
-        )
+    _checks.check_positive_int("crop_size", crop_size)
     if (
         not isinstance(context_padding, (int, float))
         or isinstance(context_padding, bool)

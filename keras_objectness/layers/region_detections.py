@@ -1,6 +1,8 @@
 import keras
 from keras import ops
 
+from keras_objectness.layers import _checks
+
 
 @keras.saving.register_keras_serializable(package="keras_objectness")
 class RegionDetections(keras.layers.Layer):
@@ -40,40 +42,14 @@ class RegionDetections(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if (
-            not isinstance(max_detections, int)
-            or isinstance(max_detections, bool)
-            or max_detections < 1
-        ):
-            raise ValueError(
-                "`max_detections` must be a positive integer. "
-                f"Received: max_detections={max_detections!r}"
-            )
-        if not isinstance(iou_threshold, (int, float)) or not (
-            0 < iou_threshold <= 1
-        ):
-            raise ValueError(
-                "`iou_threshold` must be in (0, 1]. "
-                f"Received: iou_threshold={iou_threshold!r}"
-            )
-        if not isinstance(confidence_threshold, (int, float)) or not (
-            0 <= confidence_threshold < 1
-        ):
-            raise ValueError(
-                "`confidence_threshold` must be in [0, 1). "
-                f"Received: confidence_threshold={confidence_threshold!r}"
-            )
+        _checks.check_nms_arguments(
+            max_detections, iou_threshold, confidence_threshold
+        )
         self.max_detections = max_detections
         self.iou_threshold = float(iou_threshold)
         self.confidence_threshold = float(confidence_threshold)
-        import keras_cv
-
-        self._nms = keras_cv.layers.NonMaxSuppression(
-            bounding_box_format="yxyx",
-            from_logits=False,
-            iou_threshold=self.iou_threshold,
-            confidence_threshold=self.confidence_threshold,
-            max_detections=max_detections,
+        self._nms = _checks.non_max_suppression(
+            max_detections, iou_threshold, confidence_threshold
         )
         self.built = True
 
