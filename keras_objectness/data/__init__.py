@@ -8,6 +8,7 @@ from keras_objectness.data.pipelines import classification_dataset
 from keras_objectness.data.pipelines import keras_cv_dataset
 from keras_objectness.data.pipelines import objectness_dataset
 from keras_objectness.data.pipelines import region_dataset
+from keras_objectness.data.proposals import selective_search_proposals
 from keras_objectness.data.regions import crop_regions
 from keras_objectness.data.regions import sample_regions
 from keras_objectness.data.synthetic import single_object_images
@@ -22,6 +23,7 @@ __all__ = [
     "random_flip_left_right",
     "region_dataset",
     "sample_regions",
+    "selective_search_proposals",
     "single_object_images",
     "standardize_example",
 ]
