@@ -70,8 +70,9 @@ def alexnet_backbone(
     conv1_padding=2,
     normalized_convs=(1, 2, 5),
     dropout_rate=0.5,
-    input_scale=1.0 / 255.0,
-    input_offset=0.0,
+    input_scale=1.0 / 127.5,
+    input_offset=-1.0,
+    kernel_initializer="he_normal",
     name="alexnet",
 ):
     """Builds the AlexNet-style feature extractor of the objectness papers.
@@ -117,11 +118,17 @@ def alexnet_backbone(
             conv1, conv2 and conv5. Defaults to `(1, 2, 5)`.
         dropout_rate: float in `[0, 1)`. Dropout rate after fc6 and fc7
             (active only in training). Defaults to `0.5`.
-        input_scale: float. The `Rescaling` layer's scale; the default
-            maps uint8 pixel values 0..255 to 0..1, so `tf.data` can feed
-            uint8 images. Defaults to `1 / 255`.
+        input_scale: float. The `Rescaling` layer's scale; with the
+            default offset it maps uint8 pixel values 0..255 to -1..1
+            (zero-centred inputs keep the deep ReLU stack trainable), so
+            `tf.data` can feed uint8 images. Defaults to `1 / 127.5`.
         input_offset: float. The `Rescaling` layer's offset, added after
-            scaling. Defaults to `0.0`.
+            scaling. Defaults to `-1.0`.
+        kernel_initializer: initializer of the convolution and dense
+            kernels. Defaults to `"he_normal"`: with Keras' default
+            (Glorot uniform) the activations shrink about tenfold by fc7 at
+            initialisation and, measured on `silhouette_scenes`, Adam at
+            1e-3 kills every conv5 unit within an epoch.
         name: string. Name of the model and prefix of its layers. Defaults
             to `"alexnet"`.
 
@@ -211,6 +218,7 @@ def alexnet_backbone(
             strides=strides[i - 1],
             padding="valid" if i == 1 else "same",
             activation="relu",
+            kernel_initializer=kernel_initializer,
             data_format=_DATA_FORMAT,
             name=f"{name}_conv{i}",
         )
@@ -239,7 +247,10 @@ def alexnet_backbone(
         dense_layers.append(
             (
                 keras.layers.Dense(
-                    dense_units, activation="relu", name=f"{name}_fc{i}"
+                    dense_units,
+                    activation="relu",
+                    kernel_initializer=kernel_initializer,
+                    name=f"{name}_fc{i}",
                 ),
                 keras.layers.Dropout(
                     dropout_rate, name=f"{name}_fc{i}_dropout"

@@ -133,7 +133,21 @@ def test_uint8_images_are_rescaled(small_backbone):
     from_float = small_backbone(images.astype("float32"), training=False)
     np.testing.assert_allclose(from_uint8, from_float, rtol=1e-6)
     rescaling = small_backbone.get_layer("alexnet_rescaling")
-    assert rescaling.scale == pytest.approx(1 / 255)
+    assert rescaling.scale == pytest.approx(1 / 127.5)
+    assert rescaling.offset == pytest.approx(-1.0)
+
+
+def test_activations_do_not_vanish_at_initialisation():
+    # With Glorot-uniform kernels the fc7 spread was 4 % of conv1's and the
+    # network died under Adam; He initialisation keeps it trainable.
+    keras.utils.set_random_seed(0)
+    backbone = alexnet_backbone(**ALEXNET_PRESETS["alexnet_small_64"])
+    images = np.random.default_rng(2).integers(0, 256, (16, 64, 64, 3))
+    spread = {}
+    for name in ("alexnet_conv1", "alexnet_fc7"):
+        probe = keras.Model(backbone.inputs, backbone.get_layer(name).output)
+        spread[name] = float(np.std(probe(images.astype("uint8"))))
+    assert spread["alexnet_fc7"] > 0.2 * spread["alexnet_conv1"]
 
 
 def test_dropout_only_in_training(small_backbone):
