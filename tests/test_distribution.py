@@ -37,7 +37,13 @@ def _train(strategy):
 
 
 def test_two_replicas_match_one_device():
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    # Reduce on one device rather than with collectives: another test in
+    # this process trains under its own MirroredStrategy, and TensorFlow's
+    # collective instance keys of two strategies collide.
+    strategy = tf.distribute.MirroredStrategy(
+        ["/cpu:0", "/cpu:1"],
+        cross_device_ops=tf.distribute.ReductionToOneDevice(),
+    )
     assert strategy.num_replicas_in_sync == 2
     mirrored = _train(strategy)
     single = _train(tf.distribute.OneDeviceStrategy("/cpu:0"))

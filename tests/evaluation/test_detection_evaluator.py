@@ -340,7 +340,8 @@ def test_a_low_zero_iou_false_positive_never_raises_ap(
     ap_before = np.atleast_1d(before["average_precision"])
     ap_after = np.atleast_1d(after["average_precision"])
     defined = ~np.isnan(ap_before)
-    assert np.all(ap_after[defined] <= ap_before[defined])
+    # Summation order differs between the two curves: float round-off only.
+    assert np.all(ap_after[defined] <= ap_before[defined] + 1e-9)
     assert 0 <= np.nanmin(np.append(ap_after, 0.0))
     assert np.nanmax(np.append(ap_after, 1.0)) <= 1.0
 
