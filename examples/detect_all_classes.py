@@ -46,6 +46,7 @@ from examples import train_objectness
 BACKBONE = "alexnet"
 # `detection_network` names its head after the model ("detector").
 HEAD = "detector_background_head"
+PROPOSAL_SOURCES = ("objectness", "selective_search", "sliding")
 # Colours of the gallery: trained classes B, held-out classes A.
 TRAINED_COLOR = (40, 200, 40)
 HELDOUT_COLOR = (255, 140, 0)
@@ -112,9 +113,10 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--proposal-source",
-        choices=("objectness", "sliding"),
+        choices=PROPOSAL_SOURCES,
         default="objectness",
-        help="the objectness detector's boxes, or fixed sliding windows",
+        help="the objectness detector's boxes, OpenCV selective search (the "
+        "paper's source) or fixed sliding windows",
     )
     parser.add_argument(
         "--proposal-iou",
@@ -214,6 +216,8 @@ def train_classifier(args, num_classes, crop_size=32):
     """
     train, _ = load_split(args, "classification_train")
     validation, _ = load_split(args, "classification_validation")
+    # Decoded once and kept in memory (about 300 MB at 128x128).
+    train = train.cache()
     classifier = ko.models.image_classifier(
         build_backbone(crop_size), num_classes
     )
@@ -292,6 +296,7 @@ def train_proposer(args, num_classes, image_size=64):
         The objectness detector (`objectness_detector`).
     """
     train, _ = load_split(args, "detection_train")
+    train = train.cache()
     class_split = ko.datasets.default_class_split()
     space = train_objectness.box_space()
     detector = ko.models.objectness_detector(build_backbone(image_size), space)
@@ -490,11 +495,25 @@ def _positions(size):
     return np.linspace(0.0, 1.0 - size, steps + 1)
 
 
-def make_proposals(args, proposer, images):
-    """Proposals of `args.proposal_source` for every image."""
-    if args.proposal_source == "sliding":
+def make_proposals(args, proposer, images, source=None):
+    """`args.proposals` proposals per image from `source`.
+
+    Args:
+        proposer: the objectness detector (only for `"objectness"`).
+        source: one of `PROPOSAL_SOURCES`. Defaults to
+            `args.proposal_source`.
+
+    Returns:
+        float32 `(N, args.proposals, 4)` relative yxyx, padded with `-1`.
+    """
+    source = source or args.proposal_source
+    if source == "sliding":
         windows = sliding_windows(args.proposals)
         return np.broadcast_to(windows, (len(images),) + windows.shape).copy()
+    if source == "selective_search":
+        return ko.data.selective_search_proposals(
+            images, max_proposals=args.proposals
+        )
     return objectness_proposals(args, proposer, images)
 
 
@@ -606,36 +625,48 @@ def draw_gallery(
     class_split,
     path,
     count=8,
+    titles=None,
+    per_image=4,
     min_confidence=0.5,
     scale=3,
 ):
     """Draws detections on `count` images: B in green, A in orange.
 
-    The best detections above `min_confidence` (at most 6 per image) are
-    drawn with their class names by `keras.visualization.draw_bounding_boxes`,
-    one row of images per detections dict.
+    The `per_image` best detections above `min_confidence` are drawn with
+    their class names by `keras.visualization.draw_bounding_boxes`, one
+    row of images per detections dict, under an optional title.
 
     Args:
         images: uint8 `(N, height, width, 3)`.
         detections: a detections dict, or a list of them (one row each).
         class_split: the `ClassSplit` (colours and class names).
         path: where to write the PNG.
+        titles: optional list of row titles.
 
     Returns:
         The path written, as a str.
     """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     if isinstance(detections, dict):
         detections = [detections]
+    titles = titles or [None] * len(detections)
     names = dict(enumerate(_class_names(class_split)))
     big = np.repeat(np.repeat(images[:count], scale, 1), scale, 2)
-    rows = []
-    for found in detections:
+    # One image pixel per figure pixel; 30 px for each title, 24 for the
+    # legend at the bottom.
+    width, height = big.shape[2] * len(big), big.shape[1]
+    total = len(detections) * (height + 30) + 24
+    figure = Figure(figsize=(width / 100, total / 100), dpi=100)
+    FigureCanvasAgg(figure)
+    for row, (found, title) in enumerate(zip(detections, titles)):
         boxes = found["boxes"][:count]
         classes = found["classes"][:count]
         confidence = found["confidence"][:count]
         rank = np.argsort(-confidence, axis=1, kind="stable")
         keep = np.zeros(classes.shape, dtype=bool)
-        np.put_along_axis(keep, rank[:, :6], True, axis=1)
+        np.put_along_axis(keep, rank[:, :per_image], True, axis=1)
         keep &= (confidence > min_confidence) & (classes >= 0)
         trained = np.isin(classes, class_split.detection_classes)
         drawn = big
@@ -652,14 +683,31 @@ def draw_gallery(
                 bounding_box_format="rel_yxyx",
                 class_mapping=names,
                 color=color,
-                line_thickness=1,
-                font_scale=0.4,
+                line_thickness=2,
+                font_scale=0.5,
             )
-        rows.append(np.concatenate(list(np.asarray(drawn, "uint8")), axis=1))
+        strip = np.concatenate(list(np.asarray(drawn, "uint8")), axis=1)
+        top = total - row * (height + 30) - 30
+        axes = figure.add_axes(
+            (0.0, (top - height) / total, 1.0, height / total)
+        )
+        axes.imshow(strip)
+        axes.set_axis_off()
+        if title:
+            axes.set_title(title, fontsize=10)
+    figure.text(
+        0.5,
+        4 / total,
+        "green: trained classes B (boxes in training); "
+        "orange: held-out classes A (no boxes)",
+        ha="center",
+        va="bottom",
+        fontsize=9,
+    )
     folder = os.path.dirname(os.fspath(path))
     if folder:
         os.makedirs(folder, exist_ok=True)
-    keras.utils.save_img(path, np.concatenate(rows, axis=0))
+    figure.savefig(path, format="png")
     return os.fspath(path)
 
 
@@ -722,15 +770,12 @@ def main(argv=None):
         "IoU 0.5"
     )
     step = lap("proposals", step)
-    baseline = evaluate(
-        detect(
-            classifier_detector(classifier, images.shape[1:], args.proposals),
-            images,
-            proposals,
-        ),
-        ground_truth,
-        class_split,
+    baseline_detections = detect(
+        classifier_detector(classifier, images.shape[1:], args.proposals),
+        images,
+        proposals,
     )
+    baseline = evaluate(baseline_detections, ground_truth, class_split)
     step = lap("baseline detection", step)
     network = finetune(
         args,
@@ -744,10 +789,11 @@ def main(argv=None):
     step = lap("adapted detection", step)
     gallery = draw_gallery(
         images,
-        detections,
+        [baseline_detections, detections],
         class_split,
         os.path.join(args.output_dir, "gallery.png"),
         count=args.gallery_images,
+        titles=["classifier, no adaptation", f"adapted (LSDA, k={args.knn})"],
     )
     print(f"{'mAP (%)':<36} {'B':>7} {'A':>7} {'all':>7}")
     print(format_row("classifier, no adaptation", baseline))
