@@ -652,7 +652,7 @@ def draw_gallery(
     if isinstance(detections, dict):
         detections = [detections]
     titles = titles or [None] * len(detections)
-    names = dict(enumerate(_class_names(class_split)))
+    names = dict(enumerate(class_names(class_split)))
     big = np.repeat(np.repeat(images[:count], scale, 1), scale, 2)
     # One image pixel per figure pixel; 30 px for each title, 24 for the
     # legend at the bottom.
@@ -711,7 +711,8 @@ def draw_gallery(
     return os.fspath(path)
 
 
-def _class_names(class_split):
+def class_names(class_split):
+    """The split's class names, or the class ids as strings."""
     names = getattr(class_split, "class_names", None)
     if names:
         return list(names)
@@ -728,9 +729,10 @@ def machine():
     )
 
 
-def format_row(name, result):
+def format_row(name, result, width=36):
+    """One table line: the row name and mAP over B, A and all classes."""
     return (
-        f"{name:<36} {result['map_trained']:>7.2f} "
+        f"{name:<{width}} {result['map_trained']:>7.2f} "
         f"{result['map_heldout']:>7.2f} {result['map_all']:>7.2f}"
     )
 
@@ -811,7 +813,7 @@ def main(argv=None):
         "num_test_images": int(len(images)),
         "no_adaptation": baseline,
         "adapted": adapted,
-        "class_names": _class_names(class_split),
+        "class_names": class_names(class_split),
         "detection_classes": list(class_split.detection_classes),
         "gallery": gallery,
         "seconds": timings,
