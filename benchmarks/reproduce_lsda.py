@@ -36,7 +36,8 @@ check of this path against `region_detector` on a few images.
     python -m benchmarks.reproduce_lsda --help
     python -m benchmarks.reproduce_lsda --data-dir runs/tfds
 
-Writes to `--output-dir` (default `benchmarks/results`): `lsda.json` (every
+Writes to `--output-dir` (default `benchmarks/results`, file stem
+`--results-name`, default `lsda`): `lsda.json` (every
 row beside the paper's numbers, the shape checks, classifier accuracy,
 proposal recall, timings, the command and the machine), `lsda_errors.png`
 (false positives on held-out classes, classifier vs adapted network, as
@@ -128,6 +129,12 @@ def parse_args(argv=None):
         default=["test_mixed", "test_heldout", "test_trained"],
         help="test splits evaluated; the first one drives the table, the "
         "checks and the figures",
+    )
+    parser.add_argument(
+        "--results-name",
+        default="lsda",
+        help="stem of the files written: NAME.json, NAME_errors.png, "
+        "NAME_gallery.png",
     )
     parser.add_argument("--max-test-images", type=int, default=None)
     parser.add_argument("--max-train-examples", type=int, default=None)
@@ -487,13 +494,13 @@ def _figures(args, tests, detections, class_split):
             "(a) Classification network",
             "(b) Adapted network (LSDA, k=5)",
         ],
-        os.path.join(args.output_dir, "lsda_errors.png"),
+        os.path.join(args.output_dir, f"{args.results_name}_errors.png"),
     )
     gallery = lsda.draw_gallery(
         images,
         [detections[NO_ADAPT], detections[KNN5]],
         class_split,
-        os.path.join(args.output_dir, "lsda_gallery.png"),
+        os.path.join(args.output_dir, f"{args.results_name}_gallery.png"),
         count=6,
         titles=["(a) classification network", "(b) adapted network, k=5"],
     )
@@ -646,7 +653,7 @@ def main(argv=None):
         "total_seconds": timer.total,
     }
     os.makedirs(args.output_dir, exist_ok=True)
-    path = os.path.join(args.output_dir, "lsda.json")
+    path = os.path.join(args.output_dir, f"{args.results_name}.json")
     with open(path, "w") as file:
         json.dump(results, file, indent=2)
     print(f"wrote {path} in {timer.total:.0f} s")
