@@ -20,6 +20,12 @@ offline `silhouette_scenes` dataset:
     python -m examples.detect_all_classes --help
     python -m examples.detect_all_classes --data-dir runs/tfds
 
+Training runs under a `tf.distribute` strategy (`--strategy`; one device by
+default, `multi_worker` for one process per machine with its `TF_CONFIG`)
+and checkpoints every `--save-freq` steps under `--backup-dir`: a killed
+run started again with the same flags continues each training where it
+stopped.
+
 Writes to `--output-dir` (default `runs/detect`): `results.json` (mAP over
 B, A and all classes, per-class AP, proposal recall, classifier accuracy,
 timings, the command) and `gallery.png` (detections on test scenes, classes
@@ -140,6 +146,23 @@ def parse_args(argv=None):
         help="cap on every training split (default: all)",
     )
     parser.add_argument("--gallery-images", type=int, default=8)
+    parser.add_argument(
+        "--strategy",
+        choices=("default", "mirrored", "multi_worker"),
+        default="default",
+        help="tf.distribute strategy of the three trainings",
+    )
+    parser.add_argument(
+        "--backup-dir",
+        default=None,
+        help="resume checkpoints (default: OUTPUT_DIR/backup)",
+    )
+    parser.add_argument(
+        "--save-freq",
+        type=int,
+        default=50,
+        help="checkpoint every this many steps (and at every epoch end)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", type=int, default=2)
     args = parser.parse_args(argv)
@@ -208,24 +231,26 @@ def build_backbone(image_size):
     return ko.models.alexnet_backbone(**preset, dropout_rate=0.2, name=BACKBONE)
 
 
-def train_classifier(args, num_classes, crop_size=32):
+def train_classifier(args, num_classes, crop_size=32, strategy=None):
     """Trains the 20-class classifier on the classification examples.
 
     Returns:
         `(classifier, validation accuracy)`.
     """
+    strategy = strategy or tf.distribute.get_strategy()
     train, _ = load_split(args, "classification_train")
     validation, _ = load_split(args, "classification_validation")
     # Decoded once and kept in memory (about 300 MB at 128x128).
     train = train.cache()
-    classifier = ko.models.image_classifier(
-        build_backbone(crop_size), num_classes
-    )
-    classifier.compile(
-        keras.optimizers.Adam(args.learning_rate),
-        keras.losses.SparseCategoricalCrossentropy(),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-    )
+    with strategy.scope():
+        classifier = ko.models.image_classifier(
+            build_backbone(crop_size), num_classes
+        )
+        classifier.compile(
+            keras.optimizers.Adam(args.learning_rate),
+            keras.losses.SparseCategoricalCrossentropy(),
+            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        )
     data = dict(
         image_size=crop_size,
         batch_size=args.batch_size,
@@ -240,14 +265,22 @@ def train_classifier(args, num_classes, crop_size=32):
         augment=True,
         seed=args.seed,
     )
-    classifier.fit(
+    history = ko.training.resumable_fit(
+        classifier,
         random_crops(train, crop_size, seed=args.seed),
         validation_data=validation,
         epochs=args.classifier_epochs,
+        backup_dir=_backup_dir(args, "classifier"),
+        save_freq=args.save_freq,
         verbose=args.verbose,
     )
-    accuracy = classifier.evaluate(validation, verbose=0, return_dict=True)
-    return classifier, float(accuracy["accuracy"])
+    # Validated after the last epoch: the final weights' accuracy.
+    return classifier, float(history.history["val_accuracy"][-1])
+
+
+def _backup_dir(args, name):
+    root = args.backup_dir or os.path.join(args.output_dir, "backup")
+    return os.path.join(root, name)
 
 
 def random_crops(dataset, crop_size, min_side=0.75, seed=0):
@@ -289,22 +322,27 @@ def _image_size(dataset):
     return int(dataset.element_spec["image"].shape[0])
 
 
-def train_proposer(args, num_classes, image_size=64):
+def train_proposer(args, num_classes, image_size=64, strategy=None):
     """Trains the class-generic objectness detector on the boxes of B.
 
     Returns:
         The objectness detector (`objectness_detector`).
     """
+    strategy = strategy or tf.distribute.get_strategy()
     train, _ = load_split(args, "detection_train")
     train = train.cache()
     class_split = ko.datasets.default_class_split()
     space = train_objectness.box_space()
-    detector = ko.models.objectness_detector(build_backbone(image_size), space)
-    detector.compile(
-        keras.optimizers.Adam(args.learning_rate),
-        keras.losses.CategoricalCrossentropy(),
-    )
-    detector.fit(
+    with strategy.scope():
+        detector = ko.models.objectness_detector(
+            build_backbone(image_size), space
+        )
+        detector.compile(
+            keras.optimizers.Adam(args.learning_rate),
+            keras.losses.CategoricalCrossentropy(),
+        )
+    ko.training.resumable_fit(
+        detector,
         ko.data.objectness_dataset(
             train,
             space,
@@ -317,6 +355,8 @@ def train_proposer(args, num_classes, image_size=64):
             seed=args.seed,
         ),
         epochs=args.proposer_epochs,
+        backup_dir=_backup_dir(args, "proposer"),
+        save_freq=args.save_freq,
         verbose=args.verbose,
     )
     return detector
@@ -331,6 +371,7 @@ def finetune(
     boxes="trained",
     callbacks=(),
     epochs=None,
+    strategy=None,
 ):
     """Fine-tunes a copy of the classifier into a detection network.
 
@@ -352,6 +393,7 @@ def finetune(
         callbacks: `fit` callbacks. Without a `DetectorAdapter` among them
             the head's snapshot of `W^c` is taken here.
         epochs: optional int overriding `args.finetune_epochs`.
+        strategy: optional `tf.distribute.Strategy` to train under.
 
     Returns:
         The fine-tuned detection network.
@@ -364,11 +406,19 @@ def finetune(
         train_detection_classes,
         boxes,
         callbacks,
+        strategy,
     )
-    network.fit(
+    # One folder per configuration: a restarted benchmark must not resume
+    # one row's fine-tuning from another's checkpoint.
+    layers = "all" if trainable_layers is None else "-".join(trainable_layers)
+    name = f"finetune_{boxes}_{layers}_{int(train_detection_classes)}"
+    ko.training.resumable_fit(
+        network,
         region_examples(args, class_split, boxes, _crop_size(classifier)),
         epochs=args.finetune_epochs if epochs is None else epochs,
         callbacks=list(callbacks),
+        backup_dir=_backup_dir(args, name),
+        save_freq=args.save_freq,
         verbose=args.verbose,
     )
     return network
@@ -382,29 +432,32 @@ def detection_network_copy(
     train_detection_classes=True,
     boxes="trained",
     callbacks=(),
+    strategy=None,
 ):
     """A compiled detection network on a copy of the classifier.
 
     Arguments as in `finetune`; nothing is trained here.
     """
+    strategy = strategy or tf.distribute.get_strategy()
     if boxes not in ("trained", "all"):
         raise ValueError(
             f"`boxes` must be 'trained' or 'all'. Received: boxes={boxes!r}"
         )
-    copy = keras.models.clone_model(classifier)
-    copy.set_weights(classifier.get_weights())
-    network = ko.models.detection_network(
-        copy,
-        _detection_classes(class_split, boxes),
-        train_detection_classes=train_detection_classes,
-    )
-    if trainable_layers is not None:
-        for layer in network.get_layer(BACKBONE).layers:
-            layer.trainable = layer.name in trainable_layers
-    network.compile(
-        keras.optimizers.Adam(args.finetune_learning_rate),
-        keras.losses.SparseCategoricalCrossentropy(),
-    )
+    with strategy.scope():
+        copy = keras.models.clone_model(classifier)
+        copy.set_weights(classifier.get_weights())
+        network = ko.models.detection_network(
+            copy,
+            _detection_classes(class_split, boxes),
+            train_detection_classes=train_detection_classes,
+        )
+        if trainable_layers is not None:
+            for layer in network.get_layer(BACKBONE).layers:
+                layer.trainable = layer.name in trainable_layers
+        network.compile(
+            keras.optimizers.Adam(args.finetune_learning_rate),
+            keras.losses.SparseCategoricalCrossentropy(),
+        )
     if not any(isinstance(c, ko.callbacks.DetectorAdapter) for c in callbacks):
         network.get_layer(HEAD).take_snapshot()
     return network
@@ -740,7 +793,12 @@ def format_row(name, result, width=36):
 def main(argv=None):
     args = parse_args(argv)
     keras.utils.set_random_seed(args.seed)
-    os.makedirs(args.output_dir, exist_ok=True)
+    # Before any other TensorFlow work: MultiWorkerMirroredStrategy must
+    # set up collectives first.
+    strategy = train_objectness.make_strategy(args.strategy)
+    chief = ko.training.is_chief(strategy)
+    if chief:
+        os.makedirs(args.output_dir, exist_ok=True)
     timings = {}
     start = time.time()
 
@@ -754,13 +812,25 @@ def main(argv=None):
     num_classes = info.features["objects"]["label"].num_classes
     class_split = ko.datasets.default_class_split()
     step = lap("dataset", step)
-    classifier, accuracy = train_classifier(args, num_classes)
+    classifier, accuracy = train_classifier(
+        args, num_classes, strategy=strategy
+    )
     print(f"classifier top-1 accuracy (classification_validation): {accuracy}")
     step = lap("classifier", step)
     proposer = None
     if args.proposal_source == "objectness":
-        proposer = train_proposer(args, num_classes)
+        proposer = train_proposer(args, num_classes, strategy=strategy)
         step = lap("proposer", step)
+    if not chief:
+        # The other workers only train: fine-tuning is the last training.
+        finetune(
+            args,
+            classifier,
+            class_split,
+            callbacks=[ko.callbacks.DetectorAdapter(knn=args.knn)],
+            strategy=strategy,
+        )
+        return None
     images, ground_truth = test_examples(
         args, args.test_split, args.max_test_images
     )
@@ -784,6 +854,7 @@ def main(argv=None):
         classifier,
         class_split,
         callbacks=[ko.callbacks.DetectorAdapter(knn=args.knn)],
+        strategy=strategy,
     )
     step = lap("fine-tuning", step)
     detections = detect(network, images, proposals)

@@ -1,18 +1,22 @@
 """Train a class-generic objectness detector on `silhouette_scenes`.
 
 An AlexNet-style backbone with a softmax over a discretised box space,
-trained with Keras `fit` under a `tf.distribute` strategy (MirroredStrategy
-over every visible device by default), with TensorBoard logs and
-checkpoints. It can start from random weights or from a classifier
-pretrained on the classification examples of all 20 classes, and train with
-the boxes of the trained classes only (the held-out protocol) or of all.
+trained under a `tf.distribute` strategy (MirroredStrategy over every
+visible device by default; `--strategy multi_worker` for several machines,
+one process per machine, each with its `TF_CONFIG`), with TensorBoard logs
+and step-level checkpoints: a killed run started again with the same flags
+continues where it stopped. It can start from random weights or from a
+classifier pretrained on the classification examples of all 20 classes, and
+train with the boxes of the trained classes only (the held-out protocol) or
+of all.
 
     python -m examples.train_objectness --help
     python -m examples.train_objectness --init pretrained --boxes trained
 
-Writes to `--output-dir`: `objectness.keras`, `results.json` (AUC on the
-held-out and trained test scenes), `logs/` for TensorBoard and
-`checkpoints/` for resuming.
+Writes to `--output-dir` (the first worker only): `objectness.keras`,
+`results.json` (AUC on the held-out and trained test scenes) and `logs/` for
+TensorBoard; every worker keeps its resume checkpoints under
+`--backup-dir` (default `OUTPUT_DIR/backup`) until its training ends.
 """
 
 import argparse
@@ -23,11 +27,11 @@ import time
 
 import keras
 import tensorflow as tf
-import tensorflow_datasets as tfds
 
 import keras_objectness as ko
 import keras_objectness.callbacks  # noqa: F401
 import keras_objectness.datasets  # noqa: F401  (registers the builder)
+import keras_objectness.training  # noqa: F401
 
 DATASET = "silhouette_scenes"
 
@@ -78,6 +82,18 @@ def parse_args(argv=None):
         choices=("mirrored", "default", "multi_worker"),
         default="mirrored",
     )
+    parser.add_argument(
+        "--backup-dir",
+        default=None,
+        help="resume checkpoints (default: OUTPUT_DIR/backup); must survive "
+        "a restart",
+    )
+    parser.add_argument(
+        "--save-freq",
+        type=int,
+        default=50,
+        help="checkpoint every this many steps (and at every epoch end)",
+    )
     parser.add_argument("--max-train-examples", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output-dir", default="runs/objectness")
@@ -94,8 +110,9 @@ def make_strategy(name):
 
 
 def load_split(args, split):
-    builder = tfds.builder(f"{DATASET}/{args.config}", data_dir=args.data_dir)
-    builder.download_and_prepare()
+    builder = ko.training.prepare_dataset(
+        f"{DATASET}/{args.config}", args.data_dir
+    )
     dataset = builder.as_dataset(split=split)
     if args.max_train_examples and split.endswith("train"):
         dataset = dataset.take(args.max_train_examples)
@@ -141,15 +158,22 @@ def pretrain_classifier(
         batch_size=args.batch_size,
         num_classes=num_classes,
     )
-    history = classifier.fit(
+    history = ko.training.resumable_fit(
+        classifier,
         ko.data.classification_dataset(
             train, shuffle_buffer=2048, augment=True, seed=args.seed, **data
         ),
         validation_data=ko.data.classification_dataset(validation, **data),
         epochs=args.pretrain_epochs if epochs is None else epochs,
+        backup_dir=os.path.join(backup_dir(args), "classifier"),
+        save_freq=args.save_freq,
         verbose=args.verbose,
     )
     return classifier, history
+
+
+def backup_dir(args):
+    return args.backup_dir or os.path.join(args.output_dir, "backup")
 
 
 def train_objectness(args, strategy, classifier=None, callbacks=()):
@@ -193,23 +217,27 @@ def train_objectness(args, strategy, classifier=None, callbacks=()):
         augment=True,
         seed=args.seed,
     )
-    os.makedirs(args.output_dir, exist_ok=True)
-    log_dir = os.path.join(args.output_dir, "logs")
-    images, y_true = validation_arrays(args, "validation_heldout", num_classes)
-    history = detector.fit(
-        dataset,
-        epochs=args.epochs,
-        callbacks=[
+    callbacks = list(callbacks)
+    if ko.training.is_chief(strategy):
+        os.makedirs(args.output_dir, exist_ok=True)
+        log_dir = os.path.join(args.output_dir, "logs")
+        images, y_true = validation_arrays(
+            args, "validation_heldout", num_classes
+        )
+        callbacks += [
             keras.callbacks.TensorBoard(log_dir),
             # AUC, PR curves and drawn detections on held-out classes.
             ko.callbacks.ObjectnessTensorBoard(
                 log_dir, images, y_true, frequency=max(args.epochs // 4, 1)
             ),
-            keras.callbacks.BackupAndRestore(
-                os.path.join(args.output_dir, "checkpoints")
-            ),
-            *callbacks,
-        ],
+        ]
+    history = ko.training.resumable_fit(
+        detector,
+        dataset,
+        epochs=args.epochs,
+        callbacks=callbacks,
+        backup_dir=os.path.join(backup_dir(args), "objectness"),
+        save_freq=args.save_freq,
         verbose=args.verbose,
     )
     return detector, history
@@ -268,6 +296,8 @@ def main(argv=None):
     elif args.init == "pretrained":
         classifier, _ = pretrain_classifier(args, strategy, num_classes)
     detector, history = train_objectness(args, strategy, classifier)
+    if not ko.training.is_chief(strategy):
+        return None
     results = {
         "command": " ".join(
             ["python -m examples.train_objectness", *sys.argv[1:]]

@@ -5,6 +5,7 @@ from keras_objectness import data
 from keras_objectness import evaluation
 from keras_objectness import layers
 from keras_objectness import models
+from keras_objectness import training
 from keras_objectness.adaptation import adapt_classifier
 from keras_objectness.box_space import BoxSpace
 from keras_objectness.class_split import ClassSplit
@@ -20,4 +21,5 @@ __all__ = [
     "evaluation",
     "layers",
     "models",
+    "training",
 ]

@@ -184,7 +184,7 @@ def evaluate_objectness(
     decoder = _decoder(
         model, max_detections, iou_threshold, bounding_box_format, image_shape
     )
-    outputs = model.predict(images, batch_size=batch_size, verbose=0)
+    outputs = _predict(model, images, batch_size)
     if decoder is not None:
         outputs = decoder(outputs)
     detections = {
@@ -627,3 +627,22 @@ def _describe(value):
     if hasattr(value, "keys"):
         return f"dict with keys {sorted(value)}"
     return f"{type(value).__name__}"
+
+
+def _predict(model, images, batch_size):
+    """`model.predict` without a distribution strategy.
+
+    Called eagerly, the model reads its own variables on this process only;
+    `predict` under MultiWorkerMirroredStrategy would gather across workers
+    and hang unless every worker called it too.
+    """
+    parts = [
+        keras.tree.map_structure(
+            keras.ops.convert_to_numpy,
+            model(images[start : start + batch_size], training=False),
+        )
+        for start in range(0, len(images), batch_size)
+    ]
+    return keras.tree.map_structure(
+        lambda *arrays: np.concatenate(arrays), *parts
+    )

@@ -26,35 +26,7 @@ import keras
 import tensorflow as tf
 
 from keras_objectness.layers import _checks
-
-
-def worker_id(strategy=None):
-    """The task index of this worker in a multi-worker cluster, else 0."""
-    strategy = strategy or tf.distribute.get_strategy()
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.cluster_spec().as_dict():
-        return 0
-    return resolver.task_id or 0
-
-
-def is_chief(strategy=None):
-    """Whether this process writes the job's shared outputs.
-
-    The first worker does (or the `chief` task, where the cluster has one);
-    on a single machine the only process does.
-    """
-    strategy = strategy or tf.distribute.get_strategy()
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.cluster_spec().as_dict():
-        return True
-    if resolver.task_type == "chief":
-        return True
-    has_chief = "chief" in resolver.cluster_spec().as_dict()
-    return (
-        not has_chief
-        and resolver.task_type == "worker"
-        and ((resolver.task_id or 0) == 0)
-    )
+from keras_objectness.training.cluster import worker_id
 
 
 def resumable_fit(
@@ -66,6 +38,8 @@ def resumable_fit(
     backup_dir=None,
     save_freq="epoch",
     delete_checkpoint=True,
+    validation_data=None,
+    validation_freq=1,
     verbose="auto",
 ):
     """Trains a compiled Keras model like `fit`, resuming at the exact step.
@@ -91,7 +65,7 @@ def resumable_fit(
         model: a compiled `keras.Model`.
         dataset: a `tf.data.Dataset` of global batches. Its shuffling must be
             seeded for resumed runs to match uninterrupted ones.
-        epochs: int. Number of epochs to train.
+        epochs: int. Number of epochs to train (0: build only, as `fit`).
         steps_per_epoch: optional int. Steps per epoch; defaults to the
             number of batches in the dataset (counted with one pass over it
             where filters hide it), which must then be finite.
@@ -104,6 +78,11 @@ def resumable_fit(
         delete_checkpoint: bool. Remove this worker's checkpoints when
             training ends, as `BackupAndRestore` does, so that the next call
             starts afresh.
+        validation_data: optional `tf.data.Dataset` of batches, evaluated
+            in full at the end of every `validation_freq`-th epoch with the
+            model's `test_step`; its results join the epoch's logs with a
+            `val_` prefix, as in `fit`.
+        validation_freq: int. Validate every this many epochs.
         verbose: `"auto"`, 0, 1 or 2, as for `fit`.
 
     Returns:
@@ -131,6 +110,8 @@ def resumable_fit(
         callbacks,
         backup_dir,
         save_freq,
+        validation_data,
+        validation_freq,
     )
     strategy = model.distribute_strategy
     with strategy.scope():
@@ -140,7 +121,8 @@ def resumable_fit(
     # locally, keeps its rows of every global batch and hands each local
     # replica its share.
     iterator = iter(_worker_rows(dataset.repeat(), strategy))
-    train_function = _make_train_function(model, strategy)
+    train_function = _distributed(model.train_step, model, strategy)
+    test_function = _distributed(model.test_step, model, strategy)
 
     step = tf.Variable(0, dtype="int64", trainable=False, name="step")
     history = keras.callbacks.History()
@@ -188,7 +170,7 @@ def resumable_fit(
         logs = {}
         for batch in range(first_batch, steps_per_epoch):
             callbacks.on_train_batch_begin(batch)
-            logs = {k: float(v) for k, v in train_function(iterator).items()}
+            logs = _python(train_function(next(iterator)))
             step.assign_add(1)
             callbacks.on_train_batch_end(batch, logs)
             at_epoch_end = batch == steps_per_epoch - 1
@@ -202,7 +184,12 @@ def resumable_fit(
             if model.stop_training:
                 break
         first_batch = 0
-        epoch_logs = logs
+        epoch_logs = dict(logs)
+        if validation_data is not None and (epoch + 1) % validation_freq == 0:
+            model.reset_metrics()
+            for batch in _worker_rows(validation_data, strategy):
+                logs = _python(test_function(batch))
+            epoch_logs.update({f"val_{k}": v for k, v in logs.items()})
         callbacks.on_epoch_end(epoch, epoch_logs)
         if manager is not None:
             past_epochs.append(epoch_logs)
@@ -248,7 +235,15 @@ def _minimum_over_workers(value, strategy):
 
 
 def _check_arguments(
-    model, dataset, epochs, steps_per_epoch, callbacks, backup_dir, save_freq
+    model,
+    dataset,
+    epochs,
+    steps_per_epoch,
+    callbacks,
+    backup_dir,
+    save_freq,
+    validation_data,
+    validation_freq,
 ):
     if not isinstance(model, keras.Model):
         raise TypeError(
@@ -264,7 +259,19 @@ def _check_arguments(
             "`dataset` must be a tf.data.Dataset of batches. Received: "
             f"dataset={type(dataset).__name__}"
         )
-    _checks.check_positive_int("epochs", epochs)
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 0:
+        raise ValueError(
+            "`epochs` must be a non-negative integer (0 only builds the "
+            f"model). Received: epochs={epochs!r}"
+        )
+    if validation_data is not None and not isinstance(
+        validation_data, tf.data.Dataset
+    ):
+        raise TypeError(
+            "`validation_data` must be a tf.data.Dataset of batches or None. "
+            f"Received: validation_data={type(validation_data).__name__}"
+        )
+    _checks.check_positive_int("validation_freq", validation_freq)
     if steps_per_epoch is None:
         cardinality = int(dataset.cardinality())
         if cardinality == tf.data.UNKNOWN_CARDINALITY:
@@ -349,16 +356,15 @@ def _rows(batch, index, parts):
     return batch[0] if len(batch) == 1 else batch
 
 
-def _make_train_function(model, strategy):
-    step_function = model.train_step
+def _distributed(step_function, model, strategy):
+    """A `tf.function` running `step_function` on every replica's rows."""
     if model.jit_compile:
         step_function = tf.function(step_function, jit_compile=True)
     local_replicas = _local_replicas(strategy)
     first_replica = worker_id(strategy) * local_replicas
 
-    @tf.function
-    def train_function(iterator):
-        batch = next(iterator)
+    @tf.function(reduce_retracing=True)
+    def function(batch):
         per_replica = strategy.experimental_distribute_values_from_function(
             lambda context: _rows(
                 (batch,),
@@ -367,14 +373,18 @@ def _make_train_function(model, strategy):
             )
         )
         logs = strategy.run(step_function, args=(per_replica,))
-        # Each replica reports its running metric values; average them as
+        # Each replica reports the running metric values; average them as
         # `fit` does.
         return {
             name: strategy.reduce("MEAN", value, axis=None)
             for name, value in logs.items()
         }
 
-    return train_function
+    return function
+
+
+def _python(logs):
+    return {name: float(value) for name, value in logs.items()}
 
 
 def _history_path(folder):

@@ -40,17 +40,27 @@ def _weights(model):
 
 
 def test_matches_fit_on_one_device():
+    validation = _dataset(count=10, batch_size=4)  # a partial last batch
     expected = _model()
-    fit_history = expected.fit(_dataset(), epochs=3, verbose=0)
+    fit_history = expected.fit(
+        _dataset(), epochs=3, validation_data=validation, verbose=0
+    )
     actual = _model()
-    history = resumable_fit(actual, _dataset(), epochs=3, verbose=0)
+    history = resumable_fit(
+        actual, _dataset(), epochs=3, validation_data=validation, verbose=0
+    )
     # The same train_step on the same batches; fit may compile with XLA.
     for a, b in zip(_weights(actual), _weights(expected)):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
     assert history.history.keys() == fit_history.history.keys()
-    np.testing.assert_allclose(
-        history.history["loss"], fit_history.history["loss"], rtol=1e-6
-    )
+    assert set(history.history) == {
+        "loss",
+        "accuracy",
+        "val_loss",
+        "val_accuracy",
+    }
+    for key, values in fit_history.history.items():
+        np.testing.assert_allclose(history.history[key], values, rtol=1e-6)
     assert actual.history is history
     assert int(actual.optimizer.iterations.numpy()) == 3 * 6
 
@@ -143,6 +153,14 @@ def test_resumes_mid_epoch_with_shuffled_input(tmp_path):
     assert not os.path.exists(folder)
 
 
+def test_zero_epochs_only_builds():
+    model = _model()
+    history = resumable_fit(model, _dataset(), epochs=0, verbose=0)
+    assert history.history == {}
+    assert model.optimizer.built
+    assert int(model.optimizer.iterations.numpy()) == 0
+
+
 def test_single_machine_worker_identity():
     assert worker_id() == 0
     assert is_chief()
@@ -156,8 +174,12 @@ def test_bad_arguments_raise(tmp_path):
         resumable_fit(keras.Sequential([keras.layers.Dense(1)]), _dataset())
     with pytest.raises(TypeError, match="`dataset` must be a tf.data"):
         resumable_fit(model, np.zeros((4, 6)))
-    with pytest.raises(ValueError, match="`epochs` must be a positive"):
-        resumable_fit(model, _dataset(), epochs=0)
+    with pytest.raises(TypeError, match="`validation_data` must be a tf"):
+        resumable_fit(model, _dataset(), validation_data=(1, 2))
+    with pytest.raises(ValueError, match="`validation_freq` must be a pos"):
+        resumable_fit(model, _dataset(), validation_freq=0)
+    with pytest.raises(ValueError, match="`epochs` must be a non-negative"):
+        resumable_fit(model, _dataset(), epochs=-1)
     with pytest.raises(ValueError, match="`steps_per_epoch` is required"):
         resumable_fit(model, _dataset().repeat())
     with pytest.raises(ValueError, match="`steps_per_epoch` must be a pos"):
