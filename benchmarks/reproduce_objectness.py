@@ -43,6 +43,12 @@ def parse_args(argv=None):
     parser.add_argument("--config", default="default")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--pretrain-epochs", type=int, default=6)
+    parser.add_argument(
+        "--pretrain-min-crop",
+        type=float,
+        default=None,
+        help="pretrain on random crops (see examples.train_objectness)",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument(
         "--output-dir", default=os.path.join("benchmarks", "results")
@@ -59,6 +65,11 @@ def run_seed(args, seed):
             f"--config={args.config}",
             f"--epochs={args.epochs}",
             f"--pretrain-epochs={args.pretrain_epochs}",
+            *(
+                [f"--pretrain-min-crop={args.pretrain_min_crop}"]
+                if args.pretrain_min_crop
+                else []
+            ),
             f"--seed={seed}",
             "--verbose=0",
         ]
@@ -67,7 +78,7 @@ def run_seed(args, seed):
     num_classes = info.features["objects"]["label"].num_classes
     keras.utils.set_random_seed(seed)
     start = time.time()
-    pretrained, _ = train_objectness.pretrain_classifier(
+    pretrained, pretrain_history = train_objectness.pretrain_classifier(
         options, strategy, num_classes
     )
     pretrained_weights = pretrained.get_weights()
@@ -117,10 +128,11 @@ def run_seed(args, seed):
     classification = {}
     for init in ("scratch", "objectness"):
         keras.utils.set_random_seed(seed)
-        classifier, history = (
-            train_objectness.pretrain_classifier(options, strategy, num_classes)
+        # From scratch is the pretraining above: same seed, same recipe.
+        history = (
+            pretrain_history
             if init == "scratch"
-            else _classifier_from(options, strategy, num_classes, source)
+            else _classifier_from(options, strategy, num_classes, source)[1]
         )
         classification[init] = {
             "top1_error": 1 - float(history.history["val_accuracy"][-1]),

@@ -267,7 +267,7 @@ def train_classifier(args, num_classes, crop_size=32, strategy=None):
     )
     history = ko.training.resumable_fit(
         classifier,
-        random_crops(train, crop_size, seed=args.seed),
+        ko.data.random_square_crops(train, crop_size, seed=args.seed),
         validation_data=validation,
         epochs=args.classifier_epochs,
         backup_dir=_backup_dir(args, "classifier"),
@@ -281,41 +281,6 @@ def train_classifier(args, num_classes, crop_size=32, strategy=None):
 def _backup_dir(args, name):
     root = args.backup_dir or os.path.join(args.output_dir, "backup")
     return os.path.join(root, name)
-
-
-def random_crops(dataset, crop_size, min_side=0.75, seed=0):
-    """Random square crops of `(images, labels)` batches, resized.
-
-    Each crop covers `min_side` to all of the image's side, anywhere inside
-    it: the shifts and scale changes of a proposal around an object, and
-    more varied training images for a small classification set.
-
-    Returns:
-        `tf.data.Dataset` of `(uint8 crops (batch, crop_size, crop_size, 3),
-        labels)`.
-    """
-    seeds = tf.data.Dataset.random(seed=seed + 7).batch(2)
-
-    def crop(batch, pair_seed):
-        images, labels = batch
-        count = tf.shape(images)[0]
-        seeds = tf.random.experimental.stateless_split(pair_seed, 2)
-        side = tf.random.stateless_uniform((count,), seeds[0], min_side, 1.0)
-        corner = tf.random.stateless_uniform((count, 2), seeds[1])
-        corner *= (1.0 - side)[:, None]
-        boxes = tf.concat([corner, corner + side[:, None]], axis=-1)
-        crops = tf.image.crop_and_resize(
-            tf.cast(images, tf.float32),
-            boxes,
-            tf.range(count),
-            (crop_size, crop_size),
-        )
-        crops = tf.cast(tf.clip_by_value(tf.round(crops), 0, 255), tf.uint8)
-        return crops, labels
-
-    return tf.data.Dataset.zip((dataset, seeds)).map(
-        crop, num_parallel_calls=tf.data.AUTOTUNE
-    )
 
 
 def _image_size(dataset):

@@ -72,6 +72,14 @@ def parse_args(argv=None):
     )
     parser.add_argument("--pretrain-epochs", type=int, default=6)
     parser.add_argument(
+        "--pretrain-min-crop",
+        type=float,
+        default=None,
+        help="pretrain the classifier on random square crops of at least "
+        "this relative side (e.g. 0.75), resized to the input size; "
+        "default: whole images",
+    )
+    parser.add_argument(
         "--pretrained-classifier",
         default=None,
         help="a saved classifier (.keras) to start from, instead of "
@@ -158,11 +166,28 @@ def pretrain_classifier(
         batch_size=args.batch_size,
         num_classes=num_classes,
     )
+    if args.pretrain_min_crop:
+        # Full-size images, flipped, then randomly cropped to the input size.
+        full_size = int(train.element_spec["image"].shape[0])
+        batches = ko.data.random_square_crops(
+            ko.data.classification_dataset(
+                train.cache(),
+                shuffle_buffer=2048,
+                augment=True,
+                seed=args.seed,
+                **{**data, "image_size": full_size},
+            ),
+            args.image_size,
+            min_side=args.pretrain_min_crop,
+            seed=args.seed,
+        )
+    else:
+        batches = ko.data.classification_dataset(
+            train, shuffle_buffer=2048, augment=True, seed=args.seed, **data
+        )
     history = ko.training.resumable_fit(
         classifier,
-        ko.data.classification_dataset(
-            train, shuffle_buffer=2048, augment=True, seed=args.seed, **data
-        ),
+        batches,
         validation_data=ko.data.classification_dataset(validation, **data),
         epochs=args.pretrain_epochs if epochs is None else epochs,
         backup_dir=os.path.join(backup_dir(args), "classifier"),

@@ -2,6 +2,7 @@
 
 from keras_objectness.data import pipelines
 from keras_objectness.data.augmentation import random_flip_left_right
+from keras_objectness.data.augmentation import random_square_crops
 from keras_objectness.data.examples import detection_examples
 from keras_objectness.data.examples import standardize_example
 from keras_objectness.data.pipelines import classification_dataset
@@ -21,6 +22,7 @@ __all__ = [
     "objectness_dataset",
     "pipelines",
     "random_flip_left_right",
+    "random_square_crops",
     "region_dataset",
     "sample_regions",
     "selective_search_proposals",

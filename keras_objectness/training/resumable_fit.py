@@ -137,9 +137,11 @@ def resumable_fit(
             step=step,
         )
         folder = os.path.join(backup_dir, f"worker-{worker_id(strategy)}")
+        resume_path = _agreed_checkpoint(folder, strategy)
         # Two kept: a worker killed while saving may lack the newest one.
         manager = tf.train.CheckpointManager(checkpoint, folder, max_to_keep=2)
-        if _restore(manager, checkpoint, strategy):
+        if resume_path is not None:
+            checkpoint.restore(resume_path).assert_consumed()
             past_epochs = _read_history(folder)
     initial_step = int(step.numpy())
     initial_epoch, first_batch = divmod(initial_step, steps_per_epoch)
@@ -208,21 +210,27 @@ def resumable_fit(
     return history
 
 
-def _restore(manager, checkpoint, strategy):
-    """Restores the newest step every worker has; False for a fresh start."""
-    saved = {int(path.rsplit("-", 1)[1]): path for path in manager.checkpoints}
-    newest = max(saved, default=0)
-    agreed = _minimum_over_workers(newest, strategy)
+def _agreed_checkpoint(folder, strategy):
+    """The newest checkpoint step that every worker has, or None.
+
+    Without one, the folder's leftovers (say, of a run whose other workers
+    lost theirs) are removed so that they cannot be picked up later.
+    """
+    state = tf.train.get_checkpoint_state(folder)
+    paths = state.all_model_checkpoint_paths if state else []
+    saved = {int(path.rsplit("-", 1)[1]): path for path in paths}
+    agreed = _minimum_over_workers(max(saved, default=0), strategy)
     if agreed == 0:
-        return False
+        if tf.io.gfile.exists(folder):
+            tf.io.gfile.rmtree(folder)
+        return None
     if agreed not in saved:
         raise ValueError(
             f"Cannot resume: the other workers resume at step {agreed}, but "
-            f"{manager.directory} has no checkpoint of that step (it has "
+            f"{folder} has no checkpoint of that step (it has "
             f"{sorted(saved)}). Were the workers' backup folders mixed up?"
         )
-    checkpoint.restore(saved[agreed]).assert_consumed()
-    return True
+    return saved[agreed]
 
 
 def _minimum_over_workers(value, strategy):
@@ -364,6 +372,7 @@ def _distributed(step_function, model, strategy):
     first_replica = worker_id(strategy) * local_replicas
 
     @tf.function(reduce_retracing=True)
+    @tf.autograph.experimental.do_not_convert  # No Python control flow.
     def function(batch):
         per_replica = strategy.experimental_distribute_values_from_function(
             lambda context: _rows(

@@ -269,3 +269,47 @@ class TestRegions:
         np.testing.assert_allclose(
             ours.reshape(-1, 7, 7, 3), reference, atol=1e-3, rtol=1e-5
         )
+
+
+def test_random_square_crops():
+    from keras_objectness.data import random_square_crops
+
+    # A horizontal ramp: a crop's mean tells where it was cut.
+    ramp = np.tile(np.linspace(0, 255, 40, dtype="float32"), (40, 1))
+    images = np.repeat(ramp[None, :, :, None], 3, axis=-1).astype("uint8")
+    images = np.repeat(images, 16, axis=0)
+    labels = np.arange(16, dtype="int32")
+    batches = tf.data.Dataset.from_tensor_slices((images, labels)).batch(8)
+    first = list(random_square_crops(batches, 10, min_side=0.5, seed=3))
+    again = list(random_square_crops(batches, 10, min_side=0.5, seed=3))
+    other = list(random_square_crops(batches, 10, min_side=0.5, seed=4))
+    crops = np.concatenate([c.numpy() for c, _ in first])
+    assert crops.shape == (16, 10, 10, 3) and crops.dtype == np.uint8
+    np.testing.assert_array_equal(
+        np.concatenate([y.numpy() for _, y in first]), labels
+    )
+    np.testing.assert_array_equal(
+        crops, np.concatenate([c.numpy() for c, _ in again])
+    )
+    assert not np.array_equal(
+        crops, np.concatenate([c.numpy() for c, _ in other])
+    )
+    # Crops differ from one another (random places and sizes) and each
+    # spans at least half the ramp's range (min_side=0.5).
+    assert len({round(float(c.mean()), 2) for c in crops}) > 8
+    spans = crops[..., 0].max(axis=(1, 2)).astype(int) - crops[..., 0].min(
+        axis=(1, 2)
+    )
+    assert spans.min() >= 0.5 * 255 * 0.8
+
+
+def test_random_square_crops_bad_arguments():
+    from keras_objectness.data import random_square_crops
+
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (np.zeros((2, 8, 8, 3), "uint8"), np.zeros(2, "int32"))
+    ).batch(2)
+    with pytest.raises(ValueError, match="`crop_size` must be a positive"):
+        random_square_crops(dataset, 0)
+    with pytest.raises(ValueError, match="`min_side` must be in"):
+        random_square_crops(dataset, 4, min_side=1.5)
