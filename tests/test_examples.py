@@ -101,6 +101,14 @@ def test_train_objectness_on_two_workers(tmp_path):
     assert len(results["loss"]) == 2
     assert os.path.exists(tmp_path / "out0" / "objectness.keras")
     assert not os.path.exists(tmp_path / "out1" / "results.json")
+    # The chief's TensorBoard logs: Keras' scalars and our PR curves.
+    events = [
+        name
+        for _, _, names in os.walk(tmp_path / "out0" / "logs")
+        for name in names
+        if name.startswith("events.out.tfevents")
+    ]
+    assert len(events) >= 2, events
     for index in range(2):
         backup = tmp_path / f"out{index}" / "backup" / "objectness"
         assert not os.path.exists(backup / f"worker-{index}")

@@ -204,7 +204,11 @@ def resumable_fit(
     if epochs > initial_epoch:
         model.optimizer.finalize_variable_values(model.trainable_variables)
     callbacks.on_train_end(epoch_logs)
-    if manager is not None and delete_checkpoint:
+    if (
+        manager is not None
+        and delete_checkpoint
+        and tf.io.gfile.exists(manager.directory)
+    ):
         tf.io.gfile.rmtree(manager.directory)
     model.history = history
     return history

@@ -153,9 +153,11 @@ def test_resumes_mid_epoch_with_shuffled_input(tmp_path):
     assert not os.path.exists(folder)
 
 
-def test_zero_epochs_only_builds():
+def test_zero_epochs_only_builds(tmp_path):
     model = _model()
-    history = resumable_fit(model, _dataset(), epochs=0, verbose=0)
+    history = resumable_fit(
+        model, _dataset(), epochs=0, backup_dir=str(tmp_path), verbose=0
+    )
     assert history.history == {}
     assert model.optimizer.built
     assert int(model.optimizer.iterations.numpy()) == 0
