@@ -42,12 +42,13 @@ def parse_args(argv=None):
     parser.add_argument("--data-dir", default="runs/tfds")
     parser.add_argument("--config", default="default")
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--pretrain-epochs", type=int, default=6)
+    parser.add_argument("--pretrain-epochs", type=int, default=10)
     parser.add_argument(
         "--pretrain-min-crop",
         type=float,
-        default=None,
-        help="pretrain on random crops (see examples.train_objectness)",
+        default=0.75,
+        help="pretrain on random crops of at least this side (see "
+        "examples.train_objectness); 0 for whole images",
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument(
