@@ -108,7 +108,7 @@ def parse_args(argv=None):
     )
     parser.add_argument("--classifier-epochs", type=int, default=16)
     parser.add_argument("--proposer-epochs", type=int, default=16)
-    parser.add_argument("--finetune-epochs", type=int, default=3)
+    parser.add_argument("--finetune-epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--finetune-learning-rate", type=float, default=1e-4)
