@@ -257,34 +257,25 @@ def train_classifier(args, num_classes, crop_size=32, strategy=None):
         num_classes=num_classes,
     )
     validation = ko.data.classification_dataset(validation, **data)
-    # Full-size images, flipped, then randomly cropped to `crop_size`.
-    train = ko.data.classification_dataset(
+    train = train_objectness.cropped_classification_batches(
         train,
-        **{**data, "image_size": _image_size(train)},
-        shuffle_buffer=2048,
-        augment=True,
+        crop_size,
+        min_side=0.75,
         seed=args.seed,
+        batch_size=args.batch_size,
+        num_classes=num_classes,
     )
     history = ko.training.resumable_fit(
         classifier,
-        ko.data.random_square_crops(train, crop_size, seed=args.seed),
+        train,
         validation_data=validation,
         epochs=args.classifier_epochs,
-        backup_dir=_backup_dir(args, "classifier"),
+        backup_dir=train_objectness.backup_dir(args, "classifier"),
         save_freq=args.save_freq,
         verbose=args.verbose,
     )
     # Validated after the last epoch: the final weights' accuracy.
     return classifier, float(history.history["val_accuracy"][-1])
-
-
-def _backup_dir(args, name):
-    root = args.backup_dir or os.path.join(args.output_dir, "backup")
-    return os.path.join(root, name)
-
-
-def _image_size(dataset):
-    return int(dataset.element_spec["image"].shape[0])
 
 
 def train_proposer(args, num_classes, image_size=64, strategy=None):
@@ -320,7 +311,7 @@ def train_proposer(args, num_classes, image_size=64, strategy=None):
             seed=args.seed,
         ),
         epochs=args.proposer_epochs,
-        backup_dir=_backup_dir(args, "proposer"),
+        backup_dir=train_objectness.backup_dir(args, "proposer"),
         save_freq=args.save_freq,
         verbose=args.verbose,
     )
@@ -382,7 +373,7 @@ def finetune(
         region_examples(args, class_split, boxes, _crop_size(classifier)),
         epochs=args.finetune_epochs if epochs is None else epochs,
         callbacks=list(callbacks),
-        backup_dir=_backup_dir(args, name),
+        backup_dir=train_objectness.backup_dir(args, name),
         save_freq=args.save_freq,
         verbose=args.verbose,
     )

@@ -167,19 +167,13 @@ def pretrain_classifier(
         num_classes=num_classes,
     )
     if args.pretrain_min_crop:
-        # Full-size images, flipped, then randomly cropped to the input size.
-        full_size = int(train.element_spec["image"].shape[0])
-        batches = ko.data.random_square_crops(
-            ko.data.classification_dataset(
-                train.cache(),
-                shuffle_buffer=2048,
-                augment=True,
-                seed=args.seed,
-                **{**data, "image_size": full_size},
-            ),
+        batches = cropped_classification_batches(
+            train.cache(),
             args.image_size,
             min_side=args.pretrain_min_crop,
             seed=args.seed,
+            batch_size=args.batch_size,
+            num_classes=num_classes,
         )
     else:
         batches = ko.data.classification_dataset(
@@ -190,15 +184,36 @@ def pretrain_classifier(
         batches,
         validation_data=ko.data.classification_dataset(validation, **data),
         epochs=args.pretrain_epochs if epochs is None else epochs,
-        backup_dir=os.path.join(backup_dir(args), "classifier"),
+        backup_dir=backup_dir(args, "classifier"),
         save_freq=args.save_freq,
         verbose=args.verbose,
     )
     return classifier, history
 
 
-def backup_dir(args):
-    return args.backup_dir or os.path.join(args.output_dir, "backup")
+def cropped_classification_batches(
+    dataset, crop_size, min_side, seed, batch_size, num_classes
+):
+    """Full-size images, shuffled and flipped, then randomly cropped."""
+    full_size = int(dataset.element_spec["image"].shape[0])
+    batches = ko.data.classification_dataset(
+        dataset,
+        image_size=full_size,
+        batch_size=batch_size,
+        num_classes=num_classes,
+        shuffle_buffer=2048,
+        augment=True,
+        seed=seed,
+    )
+    return ko.data.random_square_crops(
+        batches, crop_size, min_side=min_side, seed=seed
+    )
+
+
+def backup_dir(args, name):
+    """The resume-checkpoint folder of one training (`name`) of a run."""
+    root = args.backup_dir or os.path.join(args.output_dir, "backup")
+    return os.path.join(root, name)
 
 
 def train_objectness(args, strategy, classifier=None, callbacks=()):
@@ -261,7 +276,7 @@ def train_objectness(args, strategy, classifier=None, callbacks=()):
         dataset,
         epochs=args.epochs,
         callbacks=callbacks,
-        backup_dir=os.path.join(backup_dir(args), "objectness"),
+        backup_dir=backup_dir(args, "objectness"),
         save_freq=args.save_freq,
         verbose=args.verbose,
     )
