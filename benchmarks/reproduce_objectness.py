@@ -42,13 +42,19 @@ def parse_args(argv=None):
     parser.add_argument("--data-dir", default="runs/tfds")
     parser.add_argument("--config", default="default")
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--pretrain-epochs", type=int, default=10)
+    parser.add_argument("--pretrain-epochs", type=int, default=20)
     parser.add_argument(
         "--pretrain-min-crop",
         type=float,
         default=0.75,
         help="pretrain on random crops of at least this side (see "
         "examples.train_objectness); 0 for whole images",
+    )
+    parser.add_argument(
+        "--dropout-rate",
+        type=float,
+        default=0.2,
+        help="the classifier's dropout after fc6 and fc7",
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument(
@@ -66,11 +72,8 @@ def run_seed(args, seed):
             f"--config={args.config}",
             f"--epochs={args.epochs}",
             f"--pretrain-epochs={args.pretrain_epochs}",
-            *(
-                [f"--pretrain-min-crop={args.pretrain_min_crop}"]
-                if args.pretrain_min_crop
-                else []
-            ),
+            f"--pretrain-min-crop={args.pretrain_min_crop}",
+            f"--dropout-rate={args.dropout_rate}",
             f"--seed={seed}",
             "--verbose=0",
         ]
@@ -79,6 +82,8 @@ def run_seed(args, seed):
     num_classes = info.features["objects"]["label"].num_classes
     keras.utils.set_random_seed(seed)
     start = time.time()
+    # Its own folder, so that no backup of an earlier run resumes.
+    options.output_dir = _fresh_folder(args, f"classifier_{seed}")
     pretrained, pretrain_history = train_objectness.pretrain_classifier(
         options, strategy, num_classes
     )
@@ -90,13 +95,7 @@ def run_seed(args, seed):
         for boxes in ("trained", "all"):
             keras.utils.set_random_seed(seed)
             options.boxes = boxes
-            options.output_dir = os.path.join(
-                "runs",
-                "reproduce_objectness",
-                f"{args.config}_{init}_{boxes}_{seed}",
-            )
-            # Every cell starts fresh: no backup of an earlier run resumes.
-            shutil.rmtree(options.output_dir, ignore_errors=True)
+            options.output_dir = _fresh_folder(args, f"{init}_{boxes}_{seed}")
             classifier = None
             if init == "pretrained":
                 pretrained.set_weights(pretrained_weights)
@@ -126,6 +125,9 @@ def run_seed(args, seed):
     # The paper's last experiment: a classifier starting from a network
     # trained only for objectness (random init, all boxes).
     source = detectors["random/all_boxes"]
+    options.output_dir = _fresh_folder(
+        args, f"classifier_from_objectness_{seed}"
+    )
     classification = {}
     for init in ("scratch", "objectness"):
         keras.utils.set_random_seed(seed)
@@ -142,6 +144,16 @@ def run_seed(args, seed):
         print(f"[seed {seed}] classifier from {init}: {classification[init]}")
     results["classification"] = classification
     return results, curves, detectors
+
+
+def _fresh_folder(args, name):
+    """An emptied output folder for one training of the grid: every
+    training starts fresh, no backup of an earlier run resumes."""
+    folder = os.path.join(
+        "runs", "reproduce_objectness", f"{args.config}_{name}"
+    )
+    shutil.rmtree(folder, ignore_errors=True)
+    return folder
 
 
 def _classifier_from(options, strategy, num_classes, source):

@@ -70,14 +70,20 @@ def parse_args(argv=None):
         "paper's (on this benchmark it stays at the location prior within "
         "our budget; the conv5 maps learn, see the README)",
     )
-    parser.add_argument("--pretrain-epochs", type=int, default=6)
+    parser.add_argument("--pretrain-epochs", type=int, default=20)
+    parser.add_argument(
+        "--dropout-rate",
+        type=float,
+        default=0.2,
+        help="dropout after fc6 and fc7 (used by the classifier; the "
+        "box-bin head on conv5 skips them)",
+    )
     parser.add_argument(
         "--pretrain-min-crop",
         type=float,
-        default=None,
+        default=0.75,
         help="pretrain the classifier on random square crops of at least "
-        "this relative side (e.g. 0.75), resized to the input size; "
-        "default: whole images",
+        "this relative side, resized to the input size; 0 for whole images",
     )
     parser.add_argument(
         "--pretrained-classifier",
@@ -129,7 +135,7 @@ def load_split(args, split):
 
 def build_backbone(args):
     preset = dict(ko.models.ALEXNET_PRESETS[f"alexnet_small_{args.image_size}"])
-    return ko.models.alexnet_backbone(**preset)
+    return ko.models.alexnet_backbone(**preset, dropout_rate=args.dropout_rate)
 
 
 def pretrain_classifier(
