@@ -4,6 +4,7 @@ import json
 import os
 
 from examples import detect_all_classes
+from tests import subprocess_helpers
 from tests.test_case import large
 
 
@@ -44,56 +45,28 @@ def test_detect_all_classes_runs_end_to_end(tmp_path):
 @large
 def test_train_objectness_on_two_workers(tmp_path):
     """The script unchanged, one process per worker with its TF_CONFIG."""
-    import socket
-    import subprocess
-    import sys
-
-    sockets = [socket.socket() for _ in range(2)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    workers = []
-    for index in range(2):
-        tf_config = {
-            "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
-            "task": {"type": "worker", "index": index},
-        }
-        command = [
-            sys.executable,
-            "-m",
-            "examples.train_objectness",
-            "--strategy=multi_worker",
-            "--config=tiny",
-            f"--data-dir={tmp_path / 'tfds'}",
-            f"--output-dir={tmp_path / f'out{index}'}",
-            "--epochs=2",
-            "--pretrain-epochs=1",
-            "--batch-size=8",
-            "--image-size=32",
-            "--save-freq=2",
-            "--verbose=0",
-        ]
-        env = dict(os.environ, TF_CONFIG=json.dumps(tf_config), PYTHONPATH=root)
-        workers.append(
-            subprocess.Popen(
-                command,
-                cwd=root,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-            )
+    ports = subprocess_helpers.free_ports(2)
+    workers = [
+        subprocess_helpers.start_python(
+            [
+                "-m",
+                "examples.train_objectness",
+                "--strategy=multi_worker",
+                "--config=tiny",
+                f"--data-dir={tmp_path / 'tfds'}",
+                f"--output-dir={tmp_path / f'out{index}'}",
+                "--epochs=2",
+                "--pretrain-epochs=1",
+                "--batch-size=8",
+                "--image-size=32",
+                "--save-freq=2",
+                "--verbose=0",
+            ],
+            subprocess_helpers.worker_tf_config(ports, index),
         )
-    for index, worker in enumerate(workers):
-        try:
-            _, stderr = worker.communicate(timeout=300)
-        except subprocess.TimeoutExpired:
-            for w in workers:
-                w.kill()
-            raise
-        assert worker.returncode == 0, f"worker {index}: {stderr[-3000:]}"
+        for index in range(2)
+    ]
+    subprocess_helpers.wait_all(workers, "two train_objectness workers", 600)
     # Only the chief writes results; every worker's backups are gone.
     with open(tmp_path / "out0" / "results.json") as file:
         results = json.load(file)

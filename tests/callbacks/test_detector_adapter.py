@@ -1,7 +1,5 @@
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import keras
@@ -12,6 +10,7 @@ import tensorflow as tf
 from keras_objectness.adaptation import adapted_weights
 from keras_objectness.callbacks import DetectorAdapter
 from keras_objectness.models import detection_network
+from tests import subprocess_helpers
 from tests.lsda_helpers import DETECTION_CLASSES
 from tests.lsda_helpers import HELDOUT_CLASSES
 from tests.lsda_helpers import NUM_CLASSES
@@ -22,7 +21,6 @@ from tests.test_case import large
 
 A = list(HELDOUT_CLASSES)
 B = list(DETECTION_CLASSES)
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 CHILD = os.path.join(os.path.dirname(__file__), "detector_adapter_child.py")
 
 
@@ -161,8 +159,7 @@ def test_errors():
 
 
 def _child(folder, tag, order, crash):
-    command = [
-        sys.executable,
+    arguments = [
         CHILD,
         "--backup-dir",
         os.path.join(folder, f"{tag}_backup"),
@@ -172,24 +169,12 @@ def _child(folder, tag, order, crash):
         os.path.join(folder, f"{tag}.npz"),
     ]
     if crash:
-        command += ["--crash-marker", os.path.join(folder, f"{tag}.marker")]
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_DETERMINISTIC_OPS="1")
-    return subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+        arguments += ["--crash-marker", os.path.join(folder, f"{tag}.marker")]
+    return subprocess_helpers.start_python(arguments, TF_DETERMINISTIC_OPS="1")
 
 
 def _wait(process, what, timeout=120):
-    try:
-        _, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        raise
-    assert process.returncode == 0, f"{what}: {stderr.decode()[-3000:]}"
+    subprocess_helpers.wait_all([process], what, timeout)
 
 
 @large

@@ -18,17 +18,14 @@ import json
 import os
 import random
 import signal
-import socket
-import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 
+from tests import subprocess_helpers
 from tests.test_case import large
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 CHILD = os.path.join(os.path.dirname(__file__), "train_child.py")
 TIMEOUT = 180
 TWO_WORKER_TOLERANCE = 1e-6
@@ -36,21 +33,10 @@ TWO_WORKER_TOLERANCE = 1e-6
 EPOCHS, STEPS_PER_EPOCH, SAVE_FREQ = 3, 8, 3
 
 
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def _start(folder, tag, model, worker=None, cluster=None, pause=None):
     """Starts one child; `worker` (an index) and `cluster` make it a worker."""
     suffix = "" if worker is None else f"_{worker}"
-    command = [
-        sys.executable,
+    arguments = [
         CHILD,
         "--model",
         model,
@@ -60,32 +46,20 @@ def _start(folder, tag, model, worker=None, cluster=None, pause=None):
         os.path.join(folder, f"{tag}{suffix}.npz"),
     ]
     if pause is not None:
-        command += [
+        arguments += [
             "--pause-at-step",
             str(pause),
             "--marker",
             os.path.join(folder, f"{tag}{suffix}.marker"),
         ]
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    env.pop("TF_CONFIG", None)
+    tf_config = None
     if worker is not None:
-        env["TF_CONFIG"] = json.dumps(
-            {
-                "cluster": {"worker": [f"127.0.0.1:{p}" for p in cluster]},
-                "task": {"type": "worker", "index": worker},
-            }
-        )
-    return subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+        tf_config = subprocess_helpers.worker_tf_config(cluster, worker)
+    return subprocess_helpers.start_python(arguments, tf_config)
 
 
 def _start_workers(folder, tag, model, pause_worker=None, pause=None):
-    ports = _free_ports(2)
+    ports = subprocess_helpers.free_ports(2)
     return [
         _start(
             folder,
@@ -100,20 +74,7 @@ def _start_workers(folder, tag, model, pause_worker=None, pause=None):
 
 
 def _wait(processes, what):
-    deadline = time.monotonic() + TIMEOUT
-    errors = []
-    for process in processes:
-        try:
-            _, stderr = process.communicate(
-                timeout=max(deadline - time.monotonic(), 1)
-            )
-        except subprocess.TimeoutExpired:
-            for p in processes:
-                p.kill()
-            pytest.fail(f"{what}: timed out after {TIMEOUT} s")
-        if process.returncode != 0:
-            errors.append(stderr.decode()[-3000:])
-    assert not errors, f"{what} failed:\n" + "\n".join(errors)
+    subprocess_helpers.wait_all(processes, what, TIMEOUT)
 
 
 def _wait_for_marker(process, marker, processes):
