@@ -121,7 +121,13 @@ def resumable_fit(
     # locally, keeps its rows of every global batch and hands each local
     # replica its share.
     iterator = iter(_worker_rows(dataset.repeat(), strategy))
-    train_function = _distributed(model.train_step, model, strategy)
+    train_batch = _distributed(model.train_step, model, strategy)
+
+    # Takes the batch inside the graph: no host round trip per step.
+    @tf.function
+    def train_function(iterator):
+        return train_batch(next(iterator))
+
     test_function = _distributed(model.test_step, model, strategy)
 
     step = tf.Variable(0, dtype="int64", trainable=False, name="step")
@@ -172,7 +178,7 @@ def resumable_fit(
         logs = {}
         for batch in range(first_batch, steps_per_epoch):
             callbacks.on_train_batch_begin(batch)
-            logs = _python(train_function(next(iterator)))
+            logs = _python(train_function(iterator))
             step.assign_add(1)
             callbacks.on_train_batch_end(batch, logs)
             at_epoch_end = batch == steps_per_epoch - 1
