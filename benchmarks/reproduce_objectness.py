@@ -42,18 +42,23 @@ def parse_args(argv=None):
     parser.add_argument("--data-dir", default="runs/tfds")
     parser.add_argument("--config", default="default")
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--pretrain-epochs", type=int, default=20)
+    # The classifier recipe is examples.train_objectness's: these flags
+    # forward it, with its defaults.
+    training = train_objectness.parse_args([])
+    parser.add_argument(
+        "--pretrain-epochs", type=int, default=training.pretrain_epochs
+    )
     parser.add_argument(
         "--pretrain-min-crop",
         type=float,
-        default=0.75,
-        help="pretrain on random crops of at least this side (see "
-        "examples.train_objectness); 0 for whole images",
+        default=training.pretrain_min_crop,
+        help="pretrain on random crops of at least this side; 0 for whole "
+        "images",
     )
     parser.add_argument(
         "--dropout-rate",
         type=float,
-        default=0.2,
+        default=training.dropout_rate,
         help="the classifier's dropout after fc6 and fc7",
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
