@@ -17,6 +17,31 @@ All take `input_context`, so they can feed
 `strategy.distribute_datasets_from_function`: the input is sharded per
 input pipeline and batched per replica.
 
+Ignored ground truth (`objects/is_crowd` in COCO, `objects/is_difficult` in
+VOC; `"ignore"` in `standardize_example`) follows the official evaluation
+rules, where such a box is neither an object to find nor background:
+
+* `objectness_dataset`: ignored boxes get no target mass; images whose
+  only boxes are ignored are dropped. (A softmax target cannot leave bins
+  out, so bins on an ignored box are pushed down like any unannotated
+  place.)
+* `classification_dataset`: the label is the class of the largest box that
+  is not ignored; images without one are dropped.
+* `region_dataset`: no region takes an ignored box's class, and regions
+  lying mostly on an ignored box are not drawn as background either (see
+  `keras_objectness.data.sample_regions`).
+* `keras_cv_dataset`: ignored boxes are kept, flagged in
+  `bounding_boxes["ignore"]`, which `keras_objectness.evaluation` reads.
+
+Construction-time checks (a look at the first
+`keras_objectness.data.examples.INSPECTED_EXAMPLES` = 64 examples, made
+eagerly when the pipeline is built; `check_annotations=False` skips it):
+`objectness_dataset`, `classification_dataset` and `region_dataset` raise a
+`ValueError` when none of them has an object (a split without annotations,
+such as COCO's `test`); every pipeline warns (`UserWarning`) when one of
+them has more objects than `max_boxes`. Examples past the first 64 are not
+seen: count a whole dataset with `keras_objectness.data.annotation_summary`.
+
 Example:
 
 ```python
@@ -56,10 +81,12 @@ def objectness_dataset(
     augment=False,
     seed=0,
     input_context=None,
+    check_annotations=True,
 ):
     """`(images, targets)` batches for class-generic objectness training.
 
-    Images without any kept box are dropped (their target would be empty).
+    Images without any kept box to find are dropped (their target would be
+    empty); ignored boxes (crowd, difficult) get no target mass.
 
     Args:
         dataset: `tf.data.Dataset` of TFDS detection examples.
@@ -68,7 +95,9 @@ def objectness_dataset(
         batch_size: int. Global batch size (divided among replicas when
             `input_context` is given).
         num_classes: int. Number of object classes in the dataset.
-        max_boxes: int. Objects per image considered. Defaults to `16`.
+        max_boxes: int. Objects per image considered; more are dropped
+            (ignored ones, then the smallest), with a warning when the
+            construction-time look sees it happen. Defaults to `16`.
         keep_classes: optional class ids whose boxes are used (the classes
             in B); others are ignored. Defaults to `None` (all).
         center_sigma, scale_sigma, aspect_ratio_sigma: widths of the
@@ -79,6 +108,10 @@ def objectness_dataset(
             Defaults to `False`.
         seed: int. Seed of shuffling and augmentation. Defaults to `0`.
         input_context: optional `tf.distribute.InputContext`.
+        check_annotations: bool. Look at the first 64 examples when
+            building the pipeline: raise a `ValueError` if none has an
+            object, warn if one has more than `max_boxes`. Defaults to
+            `True`.
 
     Returns:
         `tf.data.Dataset` of `(uint8 images (batch, size, size, 3),
@@ -103,13 +136,14 @@ def objectness_dataset(
         seed,
         input_context,
         drop_empty=True,
+        check_annotations=check_annotations,
     )
     dataset = dataset.map(
         lambda example: (
             example["images"],
             targets(
                 example["bounding_boxes"]["boxes"],
-                example["bounding_boxes"]["classes"],
+                _found_classes(example["bounding_boxes"]),
             ),
         ),
         num_parallel_calls=tf.data.AUTOTUNE,
@@ -127,9 +161,13 @@ def classification_dataset(
     augment=False,
     seed=0,
     input_context=None,
+    check_annotations=True,
 ):
     """`(images, labels)` batches with the class of each image's largest
     object: the image-level label of classification examples.
+
+    Ignored objects (crowd, difficult) do not give the label; images with
+    no other object are dropped.
 
     Args:
         dataset: `tf.data.Dataset` of TFDS detection examples.
@@ -138,8 +176,9 @@ def classification_dataset(
         num_classes: int. Number of classes in the dataset.
         keep_classes: optional class ids to keep; objects of other classes
             are ignored when choosing the label. Defaults to `None`.
-        shuffle_buffer, augment, seed, input_context: as in
-            `objectness_dataset`.
+        shuffle_buffer, augment, seed, input_context, check_annotations:
+            as in `objectness_dataset` (no `max_boxes` warning: one object
+            per image is all this pipeline reads).
 
     Returns:
         `tf.data.Dataset` of `(uint8 images, int32 labels (batch,))`.
@@ -156,6 +195,8 @@ def classification_dataset(
         seed,
         input_context,
         drop_empty=True,
+        check_annotations=check_annotations,
+        warn_max_boxes=False,
     )
     dataset = dataset.map(
         lambda example: (
@@ -181,6 +222,7 @@ def region_dataset(
     augment=False,
     seed=0,
     input_context=None,
+    check_annotations=True,
 ):
     """`(crops, labels)` batches of labelled regions for fine-tuning.
 
@@ -189,6 +231,9 @@ def region_dataset(
     `num_classes + 1` values). Objects of classes outside `keep_classes`
     are not boxes at all for this purpose: regions on them count as
     background, as they would in a detection set labelled only for B.
+    Ignored objects (crowd, difficult) are neither: no region takes their
+    class and regions mostly on them are not drawn (so an image may give
+    fewer than `regions_per_image` regions).
 
     Args:
         dataset: `tf.data.Dataset` of TFDS detection examples.
@@ -201,7 +246,7 @@ def region_dataset(
         context_padding: float. Context added on each side of a region.
             Defaults to `0.1`.
         max_boxes, keep_classes, shuffle_buffer, augment, seed,
-        input_context: as in `objectness_dataset`.
+        input_context, check_annotations: as in `objectness_dataset`.
 
     Returns:
         `tf.data.Dataset` of `(uint8 crops (batch, crop, crop, 3),
@@ -227,6 +272,7 @@ def region_dataset(
         input_context,
         drop_empty=False,
         batch=False,
+        check_annotations=check_annotations,
     )
     seeds = tf.data.Dataset.random(seed=seed + 1).batch(2)
 
@@ -239,7 +285,12 @@ def region_dataset(
             background_class=num_classes,
             positive_fraction=positive_fraction,
             seed=region_seed,
+            ignore=example["bounding_boxes"]["ignore"],
         )
+        # Rows with label -1: nothing could be drawn (all on ignored boxes).
+        drawn = labels >= 0
+        regions = tf.boolean_mask(regions, drawn)
+        labels = tf.boolean_mask(labels, drawn)
         images = regions_lib.crop_regions(
             example["images"][None], regions[None], crop_size, context_padding
         )[0]
@@ -262,14 +313,19 @@ def keras_cv_dataset(
     augment=False,
     seed=0,
     input_context=None,
+    check_annotations=True,
 ):
     """Batched keras-cv style dicts.
+
+    Works on splits without annotations too (all rows padding), e.g. for
+    inference; `check_annotations` only warns about `max_boxes` here.
 
     Returns:
         `tf.data.Dataset` of `{"images": uint8 (batch, size, size, 3),
         "bounding_boxes": {"boxes": (batch, max_boxes, 4) relative yxyx,
-        "classes": (batch, max_boxes)}}`, padded with `-1`. Arguments as
-        in `objectness_dataset`.
+        "classes": (batch, max_boxes), "ignore": bool (batch, max_boxes)}}`,
+        padded with `-1` (`False` for `"ignore"`). Arguments as in
+        `objectness_dataset`.
     """
     dataset, batch_size = _prepare(
         dataset,
@@ -283,6 +339,8 @@ def keras_cv_dataset(
         seed,
         input_context,
         drop_empty=False,
+        check_annotations=check_annotations,
+        need_boxes=False,
     )
     return _prefetch(dataset)
 
@@ -300,6 +358,9 @@ def _prepare(
     input_context,
     drop_empty,
     batch=True,
+    check_annotations=True,
+    need_boxes=True,
+    warn_max_boxes=True,
 ):
     """Shared front of every pipeline.
 
@@ -310,6 +371,22 @@ def _prepare(
     _checks.check_positive_int("batch_size", batch_size)
     if image_size is not None:
         _checks.check_positive_int("image_size", image_size)
+    examples_lib.check_has_objects(dataset)
+    if not isinstance(check_annotations, bool):
+        raise ValueError(
+            "`check_annotations` must be a bool. "
+            f"Received: check_annotations={check_annotations!r}"
+        )
+    # Argument checks before the look at the data.
+    examples_lib.check_common(num_classes, max_boxes, keep_classes)
+    if check_annotations:
+        examples_lib.check_annotations(
+            dataset,
+            max_boxes if warn_max_boxes else float("inf"),
+            keep_classes=keep_classes,
+            need_boxes=need_boxes,
+            stacklevel=4,
+        )
     if input_context is not None:
         dataset = dataset.shard(
             input_context.num_input_pipelines, input_context.input_pipeline_id
@@ -345,6 +422,11 @@ def _prepare(
             num_parallel_calls=tf.data.AUTOTUNE,
         )
     return dataset, batch_size
+
+
+def _found_classes(bounding_boxes):
+    """Classes with ignored boxes marked as padding (`-1`)."""
+    return tf.where(bounding_boxes["ignore"], -1, bounding_boxes["classes"])
 
 
 def _resize(example, image_size):

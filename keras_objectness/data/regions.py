@@ -5,6 +5,11 @@ overlap a ground-truth box by IoU >= 0.5 are labelled with its class, all
 others with the background class. `sample_regions` draws such regions
 around and away from the ground truth; `crop_regions` cuts them out with
 some context and resizes them to the network input.
+
+Ignored ground truth (COCO crowd regions, VOC "difficult" objects) is
+neither an object nor background: no region takes its class, and a region
+that is not a positive and lies mostly on an ignored box (at least
+`ignore_overlap` of the region's area inside it) is not drawn at all.
 """
 
 import keras
@@ -21,6 +26,8 @@ def sample_regions(
     positive_fraction=0.25,
     positive_iou=0.5,
     seed=(0, 0),
+    ignore=None,
+    ignore_overlap=0.5,
 ):
     """Samples labelled regions of one image.
 
@@ -40,13 +47,25 @@ def sample_regions(
         positive_iou: float. IoU at which a region takes an object's class.
             Defaults to `0.5`.
         seed: int tensor `(2,)`: stateless seed.
+        ignore: optional bool `(max_boxes,)`, `True` for ground truth to
+            ignore (crowd, difficult). Defaults to `None` (none).
+        ignore_overlap: float. Share of a region's area inside an ignored
+            box from which the region, unless it is a positive, is not
+            drawn. Defaults to `0.5`.
 
     Returns:
         `(regions, labels, ious)`: float32 `(num_regions, 4)` relative yxyx,
-        int32 `(num_regions,)`, float32 `(num_regions,)` best IoU.
+        int32 `(num_regions,)`, float32 `(num_regions,)` best IoU. When no
+        background region can be drawn (ignored boxes cover the image), the
+        rows past the positives have label `-1`: drop them.
     """
     seeds = tf.random.experimental.stateless_split(seed, 4)
     valid = classes >= 0
+    if ignore is None:
+        ignore = tf.zeros_like(valid)
+    ignore = tf.cast(ignore, tf.bool) & valid
+    ignored_boxes = tf.boolean_mask(boxes, ignore)
+    valid &= ~ignore
     gt_boxes = tf.boolean_mask(boxes, valid)
     gt_classes = tf.boolean_mask(classes, valid)
     num_gt = tf.shape(gt_classes)[0]
@@ -77,21 +96,29 @@ def sample_regions(
         tf.gather(tf.concat([gt_classes, [-1]], 0), best_gt),
         background_class,
     )
+    on_ignored = _covered_share(candidates, ignored_boxes) >= ignore_overlap
+    drawn = positive | ~on_ignored
 
     # Shuffle, then take positives up to their share and fill with
-    # background; repeat indices if there are too few candidates.
+    # background; repeat indices if there are too few candidates. Row
+    # `num_candidates` is a stand-in with label -1, for when nothing is left.
+    num_candidates = tf.shape(candidates)[0]
+    candidates = tf.concat([candidates, [[0.0, 0.0, 1.0, 1.0]]], 0)
+    labels = tf.concat([labels, [-1]], 0)
+    best_iou = tf.concat([best_iou, [0.0]], 0)
     order = tf.random.experimental.stateless_shuffle(
-        tf.range(tf.shape(candidates)[0]), seeds[3]
+        tf.range(num_candidates), seeds[3]
     )
+    order = tf.boolean_mask(order, tf.gather(drawn, order))
     positive_index = tf.boolean_mask(order, tf.gather(positive, order))
     negative_index = tf.boolean_mask(order, ~tf.gather(positive, order))
     wanted = int(round(num_regions * positive_fraction))
     num_positive = tf.minimum(wanted, tf.size(positive_index))
     num_negative = num_regions - num_positive
-    negative_index = tf.gather(
-        negative_index,
-        tf.range(num_negative) % tf.maximum(tf.size(negative_index), 1),
-    )
+    # Repeat background regions if too few; the stand-in when none is left.
+    fill = tf.concat([negative_index, [num_candidates]], 0)
+    size = tf.maximum(tf.size(negative_index), 1)
+    negative_index = tf.gather(fill, tf.range(num_negative) % size)
     chosen = tf.concat([positive_index[:num_positive], negative_index], 0)
     return (
         tf.ensure_shape(tf.gather(candidates, chosen), (num_regions, 4)),
@@ -125,6 +152,20 @@ def crop_regions(images, regions, crop_size, context_padding=0.1):
         crop_size,
     )
     return tf.cast(tf.clip_by_value(tf.round(crops), 0, 255), tf.uint8)
+
+
+def _covered_share(regions, boxes):
+    """Per region, the largest share of its area inside one of `boxes`."""
+    top = tf.maximum(regions[:, None, 0], boxes[None, :, 0])
+    left = tf.maximum(regions[:, None, 1], boxes[None, :, 1])
+    bottom = tf.minimum(regions[:, None, 2], boxes[None, :, 2])
+    right = tf.minimum(regions[:, None, 3], boxes[None, :, 3])
+    inside = tf.maximum(bottom - top, 0.0) * tf.maximum(right - left, 0.0)
+    area = (regions[:, 2] - regions[:, 0]) * (regions[:, 3] - regions[:, 1])
+    share = inside / tf.maximum(area, 1e-12)[:, None]
+    return tf.reduce_max(
+        tf.concat([share, tf.zeros_like(share[:, :1])], axis=1), axis=1
+    )
 
 
 def _random_boxes(count, seed):

@@ -20,6 +20,7 @@ from keras_objectness.evaluation.error_analysis import (
 )
 from keras_objectness.evaluation.matching import compute_iou
 from keras_objectness.evaluation.matching import match_detections
+from keras_objectness.evaluation.proposal_recall import proposal_recall
 
 __all__ = [
     "DEFAULT_FALSE_POSITIVE_COUNTS",
@@ -34,4 +35,5 @@ __all__ = [
     "plot_false_positive_breakdown",
     "precision_recall_auc",
     "precision_recall_curve",
+    "proposal_recall",
 ]

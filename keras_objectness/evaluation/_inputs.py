@@ -9,7 +9,10 @@ insist on `image_shape` for absolute formats.
 
 Padding rule for the keras-cv style dicts:
 
-* a ground-truth row is padding when its class is negative (`-1`);
+* a ground-truth row is padding when its class is negative (`-1`); an
+  optional `"ignore"` entry of the ground-truth dict (bool, same shape as
+  `"classes"`) flags rows to ignore (VOC "difficult", COCO crowd), as
+  `keras_objectness.data.keras_cv_dataset` writes it;
 * a detection row is padding when its index is `>= num_detections` (if the
   dict has `num_detections`), or its class is negative (if the dict has
   `classes`), or, for class-generic dicts without either, when all four box
@@ -209,7 +212,10 @@ def _check_dict(value, name):
 
 
 def unpack_ground_truth(y_true, bounding_box_format, image_shape):
-    """Splits a padded batch dict into per-image `(boxes, classes)`."""
+    """Splits a padded batch dict into per-image `(boxes, classes, ignore)`.
+
+    `ignore` is all `False` when `y_true` has no `"ignore"` entry.
+    """
     _check_dict(y_true, "y_true")
     boxes = to_array(_get(y_true, "boxes", "y_true"), 'y_true["boxes"]', 3)
     classes = to_array(
@@ -221,15 +227,31 @@ def unpack_ground_truth(y_true, bounding_box_format, image_shape):
             '`y_true["classes"]` shape (batch, num_boxes). Received: '
             f"boxes shape {boxes.shape}, classes shape {classes.shape}"
         )
+    ignore = np.zeros(classes.shape, dtype=bool)
+    if "ignore" in y_true:
+        ignore = to_array(y_true["ignore"], 'y_true["ignore"]', 2, bool)
+        if ignore.shape != classes.shape:
+            raise ValueError(
+                '`y_true["ignore"]` must have the shape of `y_true["classes"]`'
+                f" {classes.shape}. Received: shape {ignore.shape}"
+            )
     corners = boxes_to_yxyx(boxes, bounding_box_format, image_shape)
     images = []
-    for image_corners, image_classes in zip(corners, classes):
+    for image_corners, image_classes, image_ignore in zip(
+        corners, classes, ignore
+    ):
         if np.any(np.isnan(image_classes)):
             raise ValueError('`y_true["classes"]` must not contain NaN.')
         valid = image_classes >= 0
         image_corners = image_corners[valid]
         check_boxes(image_corners, 'y_true["boxes"]')
-        images.append((image_corners, image_classes[valid].astype(np.int64)))
+        images.append(
+            (
+                image_corners,
+                image_classes[valid].astype(np.int64),
+                image_ignore[valid],
+            )
+        )
     return images
 
 

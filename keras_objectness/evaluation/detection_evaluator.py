@@ -9,6 +9,7 @@ from keras_objectness.evaluation.average_precision import precision_recall_curve
 from keras_objectness.evaluation.matching import match_image
 
 OTHER_GROUND_TRUTH_RULES = ("ignore", "background", "skip_image")
+IGNORED_OVERLAPS = ("iou", "detection_area")
 
 
 class DetectionEvaluator:
@@ -36,8 +37,18 @@ class DetectionEvaluator:
     threshold, all box sizes and no cap on detections per image, this is
     what `COCOeval` reports for one IoU threshold). See
     `keras_objectness.evaluation.average_precision` and
-    `keras_objectness.evaluation.matching` for the definitions. VOC
-    "difficult" flags and COCO crowd boxes are not modelled.
+    `keras_objectness.evaluation.matching` for the definitions.
+
+    Ignored ground truth: `y_true` may carry `"ignore"` (bool, the shape of
+    `"classes"`), as `keras_objectness.data.keras_cv_dataset` writes it from
+    VOC's `is_difficult` and COCO's `is_crowd`. A flagged box is never an
+    object to find (not counted in `num_ground_truth`), and a detection
+    that matches no other box but overlaps a flagged one of its class (VOC
+    rule: whose most-overlapping box is flagged) is left out, neither true
+    nor false positive. That is the VOC devkit's rule for difficult objects
+    and pycocotools' for crowd regions; with `method="coco"` the overlap
+    with a flagged box is, as in pycocotools, the share of the detection
+    inside it rather than IoU (`ignored_overlap`).
 
     A class with no ground-truth box in the evaluated images has no AP
     (NaN in `"average_precision"`) and is left out of every mean; a class
@@ -75,11 +86,17 @@ class DetectionEvaluator:
             entirely of `ground_truth_classes` are evaluated (the paper's
             held-out validation set); other images are skipped entirely.
             Defaults to `"ignore"`.
+        ignored_overlap: how a detection's overlap with a box flagged in
+            `y_true["ignore"]` is measured: `"iou"` (VOC difficult objects)
+            or `"detection_area"`, intersection over the detection's area
+            (COCO crowd regions). Defaults to `None`: `"iou"` for
+            `method="voc"`, `"detection_area"` for `method="coco"`.
 
     Call arguments of `update_state(y_true, y_pred)`:
         y_true: dict with `"boxes"` `(batch, num_boxes, 4)` and `"classes"`
-            `(batch, num_boxes)`, padded with class -1. Numpy arrays or
-            tensors.
+            `(batch, num_boxes)`, padded with class -1, and optionally
+            `"ignore"` (bool `(batch, num_boxes)`, ground truth to ignore).
+            Numpy arrays or tensors.
         y_pred: dict with `"boxes"` `(batch, max_detections, 4)`,
             `"confidence"` `(batch, max_detections)`, `"classes"` (needed in
             per-class mode) and optionally `"num_detections"` `(batch,)`,
@@ -131,6 +148,7 @@ class DetectionEvaluator:
         method="voc",
         ground_truth_classes=None,
         other_ground_truth="ignore",
+        ignored_overlap=None,
     ):
         split_classes = None
         if detection_classes is not None and hasattr(
@@ -201,6 +219,16 @@ class DetectionEvaluator:
         self.other_ground_truth = _inputs.check_choice(
             other_ground_truth, "other_ground_truth", OTHER_GROUND_TRUTH_RULES
         )
+        if ignored_overlap is not None:
+            _inputs.check_choice(
+                ignored_overlap, "ignored_overlap", IGNORED_OVERLAPS
+            )
+        self.ignored_overlap = ignored_overlap
+        self._crowd_overlap = (
+            ignored_overlap == "detection_area"
+            if ignored_overlap is not None
+            else self.method == "coco"
+        )
         self.reset_state()
 
     def reset_state(self):
@@ -229,7 +257,7 @@ class DetectionEvaluator:
         _inputs.check_same_batch(ground_truth, detections)
         if per_class:
             for name, classes in (
-                ('y_true["classes"]', [c for _, c in ground_truth]),
+                ('y_true["classes"]', [c for _, c, _ in ground_truth]),
                 ('y_pred["classes"]', [c for _, c, _ in detections]),
             ):
                 classes = np.concatenate(classes + [np.zeros(0, np.int64)])
@@ -255,7 +283,7 @@ class DetectionEvaluator:
 
     def _match(self, ground_truth, detections):
         """One image: returns the counted detections' outcome, or `None`."""
-        gt_boxes, gt_classes = ground_truth
+        gt_boxes, gt_classes, flagged = ground_truth
         boxes, classes, confidence = detections
         ignore = np.zeros(len(gt_boxes), dtype=bool)
         if self.num_classes is None:
@@ -267,16 +295,22 @@ class DetectionEvaluator:
                 elif self.other_ground_truth == "background":
                     gt_boxes = gt_boxes[chosen]
                     ignore = ignore[chosen]
+                    flagged = flagged[chosen]
                 else:
                     ignore = ~chosen
             match_gt_classes = match_det_classes = None
             classes = np.zeros(len(boxes), dtype=np.int64)
-            num_ground_truth = np.array([np.count_nonzero(~ignore)])
+            num_ground_truth = np.array([np.count_nonzero(~ignore & ~flagged)])
         else:
             match_gt_classes, match_det_classes = gt_classes, classes
             num_ground_truth = np.bincount(
-                gt_classes, minlength=self.num_classes
+                gt_classes[~flagged], minlength=self.num_classes
             )
+        crowd = None
+        if self._crowd_overlap:
+            crowd = flagged
+        else:
+            ignore = ignore | flagged
         true_positive, ignored, _, _ = match_image(
             gt_boxes,
             boxes,
@@ -286,6 +320,7 @@ class DetectionEvaluator:
             self.iou_threshold,
             self.method,
             ignore,
+            crowd,
         )
         keep = ~ignored
         return (
@@ -383,6 +418,7 @@ class DetectionEvaluator:
             "method": self.method,
             "ground_truth_classes": self.ground_truth_classes,
             "other_ground_truth": self.other_ground_truth,
+            "ignored_overlap": self.ignored_overlap,
         }
 
     @classmethod

@@ -16,7 +16,9 @@ type. The types, checked in this order for each false positive of class `c`:
 3. `"background"`: everything else, a detection on no object.
 
 True positives come from the VOC greedy per-class matching at
-`iou_threshold` (see `keras_objectness.evaluation.matching`). False
+`iou_threshold` (see `keras_objectness.evaluation.matching`). Detections on
+ground truth flagged in `y_true["ignore"]` (VOC difficult, COCO crowd) are,
+as in `DetectionEvaluator`, no false positives. False
 positives of all analysed classes are pooled and ranked by raw confidence
 (ties broken by box coordinates), so confidences should be comparable across
 classes; when fewer than `N` false positives exist, the top-`N` fractions
@@ -60,6 +62,7 @@ def _check_thresholds(iou_threshold, localization_iou, confusion_iou):
 def _classify_image(
     gt_boxes,
     gt_classes,
+    gt_ignore,
     boxes,
     classes,
     confidence,
@@ -73,10 +76,17 @@ def _classify_image(
     `keep` marks the false positives of analysed classes; `error_type` holds
     indices into `ERROR_TYPES` for those.
     """
-    true_positive, _, _, iou = match_image(
-        gt_boxes, boxes, confidence, gt_classes, classes, iou_threshold, "voc"
+    true_positive, ignored, _, iou = match_image(
+        gt_boxes,
+        boxes,
+        confidence,
+        gt_classes,
+        classes,
+        iou_threshold,
+        "voc",
+        gt_ignore,
     )
-    keep = ~true_positive
+    keep = ~true_positive & ~ignored
     if analysed is not None:
         keep &= np.isin(classes, analysed)
     if len(gt_boxes) == 0:
@@ -105,7 +115,8 @@ def classify_false_positives(
 
     Args:
         y_true: dict with `"boxes"` `(batch, num_boxes, 4)` and `"classes"`
-            `(batch, num_boxes)`, padded with class -1.
+            `(batch, num_boxes)`, padded with class -1, and optionally
+            `"ignore"` (bool, ground truth to ignore).
         y_pred: dict with `"boxes"`, `"classes"`, `"confidence"` and
             optionally `"num_detections"`, padded with -1.
         classes: optional sequence of class ids whose detections are
@@ -166,11 +177,11 @@ def _classify_batch(
     _inputs.check_same_batch(ground_truth, detections)
     parts = {key: [] for key in ("confidence", "classes", "error", "image")}
     boxes_kept = []
-    for index, ((gt_boxes, gt_classes), (boxes, classes, scores)) in enumerate(
+    for index, (gt, (boxes, classes, scores)) in enumerate(
         zip(ground_truth, detections)
     ):
         keep, error = _classify_image(
-            gt_boxes, gt_classes, boxes, classes, scores, analysed, *thresholds
+            *gt, boxes, classes, scores, analysed, *thresholds
         )
         parts["confidence"].append(scores[keep])
         parts["classes"].append(classes[keep])

@@ -19,7 +19,11 @@ classes left out of an evaluation). A detection that is not a true positive
 but overlaps an ignored box by `>= iou_threshold` (under the VOC rule: whose
 most-overlapping box is ignored) is flagged `ignored`: it counts neither as a
 true nor as a false positive. Ignored boxes may absorb any number of
-detections and never count as objects to find.
+detections and never count as objects to find. This is the VOC devkit's
+rule for "difficult" objects. COCO crowd regions (`ground_truth_crowd`) are
+ignored boxes whose overlap with a detection is measured as pycocotools
+does for `iscrowd`: the share of the detection's area inside the region
+(intersection over the detection's area), not IoU.
 
 With classes given, a detection can only match boxes of its own class; with
 `None`, matching is class-generic.
@@ -69,6 +73,25 @@ def detection_order(confidence, corners, classes=None):
     return np.lexsort(keys + [-np.asarray(confidence, dtype=np.float64)])
 
 
+def intersection_over_first(boxes1, boxes2):
+    """`[len(boxes1), len(boxes2)]` share of each `boxes1` area inside each
+    `boxes2` box (`yxyx` corners); 0 for boxes of zero area."""
+    boxes1 = np.asarray(boxes1, dtype=np.float64)
+    boxes2 = np.asarray(boxes2, dtype=np.float64)
+    top = np.maximum(boxes1[:, None, 0], boxes2[None, :, 0])
+    left = np.maximum(boxes1[:, None, 1], boxes2[None, :, 1])
+    bottom = np.minimum(boxes1[:, None, 2], boxes2[None, :, 2])
+    right = np.minimum(boxes1[:, None, 3], boxes2[None, :, 3])
+    intersection = np.clip(bottom - top, 0, None) * np.clip(
+        right - left, 0, None
+    )
+    area = np.clip(boxes1[:, 2] - boxes1[:, 0], 0, None) * np.clip(
+        boxes1[:, 3] - boxes1[:, 1], 0, None
+    )
+    safe_area = np.where(area > 0, area, 1.0)[:, None]
+    return np.where(area[:, None] > 0, intersection / safe_area, 0.0)
+
+
 def match_image(
     ground_truth_corners,
     detection_corners,
@@ -78,15 +101,29 @@ def match_image(
     iou_threshold=0.5,
     matching="voc",
     ground_truth_ignore=None,
+    ground_truth_crowd=None,
 ):
     """Matching on already checked `yxyx` arrays (no argument checks).
 
     Returns `(true_positive, ignored, ground_truth_index, iou)` where `iou`
-    is the full `[num_detections, num_ground_truth]` IoU matrix.
+    is the full `[num_detections, num_ground_truth]` IoU matrix (for crowd
+    columns: the overlap used, intersection over the detection's area).
     """
     num_detections = len(detection_corners)
     num_ground_truth = len(ground_truth_corners)
     iou = iou_yxyx(detection_corners, ground_truth_corners)
+    if ground_truth_crowd is not None and np.any(ground_truth_crowd):
+        ground_truth_crowd = np.asarray(ground_truth_crowd, dtype=bool)
+        share = intersection_over_first(
+            detection_corners, ground_truth_corners[ground_truth_crowd]
+        )
+        iou[:, ground_truth_crowd] = share
+        if ground_truth_ignore is None:
+            ground_truth_ignore = ground_truth_crowd
+        else:
+            ground_truth_ignore = (
+                np.asarray(ground_truth_ignore, bool) | ground_truth_crowd
+            )
     true_positive = np.zeros(num_detections, dtype=bool)
     ignored = np.zeros(num_detections, dtype=bool)
     ground_truth_index = np.full(num_detections, -1, dtype=np.int64)
@@ -178,6 +215,7 @@ def match_detections(
     ground_truth_ignore=None,
     bounding_box_format="rel_yxyx",
     image_shape=None,
+    ground_truth_crowd=None,
 ):
     """Greedily matches one image's detections to its ground truth.
 
@@ -203,6 +241,10 @@ def match_detections(
             Defaults to `"rel_yxyx"`.
         image_shape: optional `(height, width)`; only used to normalise
             absolute boxes. Defaults to `None`.
+        ground_truth_crowd: optional bool array-like `(M,)` marking COCO
+            crowd regions: ignored like `ground_truth_ignore`, with the
+            overlap measured as the share of the detection inside the
+            region (pycocotools' `iscrowd` rule). Defaults to `None`.
 
     Returns:
         A dict of arrays aligned with the detections as given:
@@ -271,16 +313,20 @@ def match_detections(
                 f"{len(gt_classes)} classes for {len(gt)} ground-truth "
                 f"boxes, {len(det_classes)} for {len(det)} detections"
             )
-    ignore = None
-    if ground_truth_ignore is not None:
-        ignore = _inputs.to_array(
-            ground_truth_ignore, "ground_truth_ignore", 1, bool
-        )
-        if len(ignore) != len(gt):
-            raise ValueError(
-                "`ground_truth_ignore` must have one entry per ground-truth "
-                f"box. Received: {len(ignore)} entries for {len(gt)} boxes"
-            )
+    flags = {}
+    for name, value in (
+        ("ground_truth_ignore", ground_truth_ignore),
+        ("ground_truth_crowd", ground_truth_crowd),
+    ):
+        flags[name] = None
+        if value is not None:
+            flags[name] = _inputs.to_array(value, name, 1, bool)
+            if len(flags[name]) != len(gt):
+                raise ValueError(
+                    f"`{name}` must have one entry per ground-truth box. "
+                    f"Received: {len(flags[name])} entries for {len(gt)} "
+                    "boxes"
+                )
     true_positive, ignored, index, _ = match_image(
         gt,
         det,
@@ -289,7 +335,8 @@ def match_detections(
         det_classes,
         iou_threshold,
         matching,
-        ignore,
+        flags["ground_truth_ignore"],
+        flags["ground_truth_crowd"],
     )
     return {
         "true_positive": true_positive,
