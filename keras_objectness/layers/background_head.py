@@ -47,6 +47,13 @@ class BackgroundHead(keras.layers.Layer):
     rebuilds them from the snapshot, so the adapted result does not depend
     on it.) At inference no class is masked.
 
+    With `mask_heldout_classes=False` the layer masks nothing, in training
+    or not: joint fine-tuning trains detection examples (B and background)
+    and classification examples (all `K` classes) in the same batches, and
+    its loss, `keras_objectness.losses.JointDetectionLoss`, masks A's
+    logits per example instead. A's columns then learn from the
+    classification examples.
+
     With `train_detection_classes=False` the columns and biases of B are
     frozen as well: the layer reads them through `stop_gradient`, so only
     the background column and bias receive a gradient (the paper's
@@ -84,12 +91,17 @@ class BackgroundHead(keras.layers.Layer):
         train_detection_classes: bool. If `False`, the class columns and
             biases of B get no gradient and only the background unit
             learns. Defaults to `True`.
+        mask_heldout_classes: bool. If `True`, the logits of the held-out
+            classes A are masked while training; if `False`, they never
+            are (for a loss that masks per example, such as
+            `keras_objectness.losses.JointDetectionLoss`). Defaults to
+            `True`.
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Call arguments:
         inputs: float tensor `(batch, features)`.
-        training: bool. If true, the logits of classes outside
-            `detection_classes` are masked out.
+        training: bool. If true and `mask_heldout_classes` is true, the
+            logits of classes outside `detection_classes` are masked out.
         output_mode: optional str overriding the layer's `output_mode` for
             this call, e.g. `"scores"` to score regions with a head trained
             on probabilities (the weights are the same).
@@ -122,6 +134,7 @@ class BackgroundHead(keras.layers.Layer):
         bias_initializer="zeros",
         background_initializer="zeros",
         train_detection_classes=True,
+        mask_heldout_classes=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -146,6 +159,11 @@ class BackgroundHead(keras.layers.Layer):
                 "`train_detection_classes` must be a bool. Received: "
                 f"train_detection_classes={train_detection_classes!r}"
             )
+        if not isinstance(mask_heldout_classes, (bool, np.bool_)):
+            raise ValueError(
+                "`mask_heldout_classes` must be a bool. Received: "
+                f"mask_heldout_classes={mask_heldout_classes!r}"
+            )
         self.num_classes = split.num_classes
         self.detection_classes = split.detection_classes
         self.output_mode = output_mode
@@ -155,6 +173,7 @@ class BackgroundHead(keras.layers.Layer):
             background_initializer
         )
         self.train_detection_classes = bool(train_detection_classes)
+        self.mask_heldout_classes = bool(mask_heldout_classes)
         # Units kept by the training mask: B and the background.
         keep = np.zeros((self.num_classes + 1,), dtype=bool)
         keep[list(self.detection_classes)] = True
@@ -225,7 +244,7 @@ class BackgroundHead(keras.layers.Layer):
             bias = ops.where(background, bias, ops.stop_gradient(bias))
         logits = ops.matmul(inputs, kernel) + bias
         logits = ops.cast(logits, "float32")
-        if training:
+        if training and self.mask_heldout_classes:
             keep = ops.convert_to_tensor(self._training_keep)
             logits = ops.where(
                 keep, logits, ops.cast(large_negative(logits.dtype), "float32")
@@ -342,6 +361,7 @@ class BackgroundHead(keras.layers.Layer):
                     self.background_initializer
                 ),
                 "train_detection_classes": self.train_detection_classes,
+                "mask_heldout_classes": self.mask_heldout_classes,
             }
         )
         return config

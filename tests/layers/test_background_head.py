@@ -1,3 +1,5 @@
+import zipfile
+
 import keras
 import numpy as np
 import pytest
@@ -316,3 +318,102 @@ class TestBackgroundHead(TestCase):
                 BackgroundHead(K, B, train_detection_classes=value)
         with pytest.raises(ValueError, match="input_shape"):
             BackgroundHead(K, B)(np.zeros((2, 3, 4), "float32"))
+
+
+class TestMaskHeldoutClasses(TestCase):
+    def test_unmasked_training_matches_inference(self):
+        x = _features(seed=6)
+        layer = BackgroundHead(
+            K, B, bias_initializer="ones", mask_heldout_classes=False
+        )
+        assert layer.mask_heldout_classes is False
+        inference = keras.ops.convert_to_numpy(layer(x, training=False))
+        training = keras.ops.convert_to_numpy(layer(x, training=True))
+        np.testing.assert_array_equal(training, inference)
+        assert np.all(training[:, A] > 0)
+        # The default still masks A in training.
+        masked = BackgroundHead(K, B)
+        masked.build((None, 6))
+        masked.set_weights(layer.get_weights())
+        assert masked.mask_heldout_classes is True
+        masked_training = keras.ops.convert_to_numpy(masked(x, training=True))
+        np.testing.assert_array_equal(masked_training[:, A], 0.0)
+
+    def test_unmasked_fit_trains_held_out_columns(self):
+        features = keras.Input((6,))
+        head = BackgroundHead(
+            K, B, bias_initializer="random_normal", mask_heldout_classes=False
+        )
+        model = keras.Model(features, head(features))
+        model.compile(
+            optimizer=keras.optimizers.Adam(0.1),
+            loss="sparse_categorical_crossentropy",
+        )
+        before = [keras.ops.convert_to_numpy(w) for w in head.weights[:2]]
+        x = _features(count=8, seed=7)
+        y = np.array([0, 3, K, 0, 3, K, 0, 3])  # B and background only
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+        kernel, bias = (keras.ops.convert_to_numpy(w) for w in head.weights[:2])
+        # Unmasked, A takes probability mass and so gets a gradient.
+        for column in A:
+            assert not np.allclose(kernel[:, column], before[0][:, column])
+            assert bias[column] != before[1][column]
+
+    def test_serialization(self):
+        x = _features(seed=8)
+        layer = BackgroundHead(
+            K,
+            B,
+            bias_initializer="random_normal",
+            mask_heldout_classes=False,
+            name="head",
+        )
+        layer(x)
+        config = layer.get_config()
+        assert config["mask_heldout_classes"] is False
+        restored = self.run_serialization_test(layer, [x])
+        assert restored.get_layer("head").mask_heldout_classes is False
+        assert BackgroundHead(K, B).get_config()["mask_heldout_classes"]
+
+    def test_files_without_the_argument_still_load(self, tmp_path):
+        # A config (and a `.keras` file) written before the argument existed
+        # has no "mask_heldout_classes" key: it loads with the old masking.
+        config = BackgroundHead(K, B).get_config()
+        del config["mask_heldout_classes"]
+        assert BackgroundHead.from_config(config).mask_heldout_classes
+        x = _features(seed=9)
+        inputs = keras.Input((6,))
+        head = BackgroundHead(K, B, bias_initializer="ones", name="head")
+        model = keras.Model(inputs, head(inputs))
+        path = tmp_path / "model.keras"
+        model.save(path)
+        old_path = tmp_path / "old.keras"
+        with zipfile.ZipFile(path) as source, zipfile.ZipFile(
+            old_path, "w"
+        ) as target:
+            for item in source.infolist():
+                data = source.read(item.filename)
+                if item.filename == "config.json":
+                    text = data.decode("utf-8")
+                    assert text.count('"mask_heldout_classes": true') == 1
+                    text = text.replace(', "mask_heldout_classes": true', "")
+                    assert "mask_heldout_classes" not in text
+                    data = text.encode("utf-8")
+                target.writestr(item, data)
+        restored = keras.saving.load_model(old_path, safe_mode=True)
+        restored_head = restored.get_layer("head")
+        assert restored_head.mask_heldout_classes is True
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(restored_head(x, training=True))[:, A],
+            0.0,
+        )
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(restored(x)),
+            keras.ops.convert_to_numpy(model(x)),
+            atol=1e-6,
+        )
+
+    def test_bad_argument(self):
+        for value in (0, 1, "no", None, np.array([True])):
+            with pytest.raises(ValueError, match="`mask_heldout_classes`"):
+                BackgroundHead(K, B, mask_heldout_classes=value)
