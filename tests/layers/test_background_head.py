@@ -388,9 +388,10 @@ class TestMaskHeldoutClasses(TestCase):
         path = tmp_path / "model.keras"
         model.save(path)
         old_path = tmp_path / "old.keras"
-        with zipfile.ZipFile(path) as source, zipfile.ZipFile(
-            old_path, "w"
-        ) as target:
+        with (
+            zipfile.ZipFile(path) as source,
+            zipfile.ZipFile(old_path, "w") as target,
+        ):
             for item in source.infolist():
                 data = source.read(item.filename)
                 if item.filename == "config.json":
