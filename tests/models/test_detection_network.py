@@ -28,7 +28,10 @@ def test_head_starts_from_the_classifier():
     dense = classifier.get_layer("classifier_predictions")
     dense.bias.assign(np.linspace(-1, 1, NUM_CLASSES).astype("float32"))
     detector = detection_network(
-        classifier, DETECTION_CLASSES, output_mode="logits"
+        classifier,
+        DETECTION_CLASSES,
+        output_mode="logits",
+        copy_classifier=False,
     )
     head = detector.get_layer("detector_background_head")
     assert isinstance(head, BackgroundHead)
@@ -36,7 +39,7 @@ def test_head_starts_from_the_classifier():
     assert head.detection_classes == DETECTION_CLASSES
     assert detector.name == "detector"
     assert detector.output.shape == (None, NUM_CLASSES + 1)
-    # The backbone is the classifier's own layer object.
+    # Shared: the backbone is the classifier's own layer object.
     assert detector.get_layer("tiny_backbone") is classifier.get_layer(
         "tiny_backbone"
     )
@@ -65,7 +68,9 @@ def test_head_starts_from_the_classifier():
 
 def test_shares_backbone_weights_with_the_classifier():
     classifier = tiny_classifier()
-    detector = detection_network(classifier, ClassSplit(NUM_CLASSES, (0, 4)))
+    detector = detection_network(
+        classifier, ClassSplit(NUM_CLASSES, (0, 4)), copy_classifier=False
+    )
     conv = classifier.get_layer("tiny_backbone").get_layer("tiny_conv")
     conv.kernel.assign(conv.kernel.numpy() + 1.0)
     shared = detector.get_layer("tiny_backbone").get_layer("tiny_conv")
@@ -170,12 +175,11 @@ def test_bad_arguments():
         detection_network(classifier, (0,), output_layer_name="missing")
     with pytest.raises(ValueError, match="`keras.layers.Dense`"):
         detection_network(classifier, (0,), output_layer_name="tiny_backbone")
+    with pytest.raises(ValueError, match="`copy_classifier`"):
+        detection_network(classifier, (0,), copy_classifier="yes")
     with pytest.raises(ValueError, match="`name`"):
         detection_network(classifier, (0,), name="")
     images = keras.Input((5,))
-    unnamed = keras.Model(images, keras.layers.Dense(3, name="fc8")(images))
-    with pytest.raises(ValueError, match="_predictions"):
-        detection_network(unnamed, (0,))
     # A Dense called twice in the classifier's graph is ambiguous.
     shared = keras.layers.Dense(5, name="shared_predictions")
     twice = keras.Model(images, shared(shared(images)))
@@ -191,7 +195,248 @@ def test_uses_the_classifier_node_of_a_reused_output_layer():
     classifier = keras.Model(
         images, fc8(keras.layers.Dense(4, name="fc7")(images))
     )
-    detector = detection_network(classifier, (0, 2))
+    detector = detection_network(classifier, (0, 2), copy_classifier=False)
     assert detector.inputs[0] is classifier.inputs[0]
     x = np.zeros((2, 5), "float32")
     assert detector.predict(x, verbose=0).shape == (2, 4)
+
+
+# === Any classifier: finding the class layer, copies, bad inputs ===
+
+K = 5
+B = (0, 2)
+A = (1, 3, 4)
+
+
+def _softmax(logits):
+    logits = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(logits)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def _class_logits(detector, x):
+    """The head's `K + 1` logits, from the features it receives."""
+    head = detector.get_layer("detector_background_head")
+    features = keras.Model(detector.inputs, head.input).predict(x, verbose=0)
+    kernel = keras.ops.convert_to_numpy(head.kernel)
+    return features @ kernel + keras.ops.convert_to_numpy(head.bias)
+
+
+def _randomize(layer, seed=0):
+    """Random (not near-uniform) class weights, bias included."""
+    rng = np.random.default_rng(seed)
+    for weight in layer.weights:
+        weight.assign(rng.normal(size=weight.shape).astype("float32"))
+
+
+def _images(count=4, size=8, seed=1):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(count, size, size, 3)).astype("float32")
+
+
+def _trunk(images):
+    x = keras.layers.Conv2D(6, 3, activation="relu", name="conv")(images)
+    return x
+
+
+def test_finds_an_unnamed_dense_behind_activations_and_dropout():
+    images = keras.Input((8, 8, 3))
+    x = keras.layers.GlobalAveragePooling2D()(_trunk(images))
+    x = keras.layers.Dense(K, name="fc8")(x)
+    x = keras.layers.Dropout(0.5)(x)
+    x = keras.layers.Activation("linear")(x)
+    outputs = keras.layers.Softmax()(x)
+    classifier = keras.Model(images, outputs)
+    _randomize(classifier.get_layer("fc8"))
+    detector = detection_network(classifier, B)
+    logits = _class_logits(detector, _images())
+    fc8 = keras.Model(images, classifier.get_layer("fc8").output)
+    np.testing.assert_allclose(
+        logits[:, :K], fc8.predict(_images(), verbose=0), atol=1e-5
+    )
+    np.testing.assert_array_equal(logits[:, K], 0.0)
+    np.testing.assert_allclose(
+        _softmax(logits[:, :K]), classifier.predict(_images(), verbose=0), 1e-5
+    )
+
+
+def _conv_head_classifier(pooled, activation="softmax"):
+    """A MobileNetV3-style head: 1x1 `Conv2D` logits, flatten, softmax."""
+    images = keras.Input((8, 8, 3))
+    x = _trunk(images)
+    if pooled:
+        # Logits at every position, then averaged.
+        x = keras.layers.Conv2D(K, 1, name="logits")(x)
+        x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    else:
+        x = keras.layers.GlobalAveragePooling2D(keepdims=True)(x)
+        x = keras.layers.Dropout(0.2)(x)
+        x = keras.layers.Conv2D(K, 1, name="logits")(x)
+        x = keras.layers.Flatten(name="flatten")(x)
+    logits = x
+    outputs = keras.layers.Activation(activation, name="predictions")(x)
+    classifier = keras.Model(images, outputs, name="conv_head")
+    _randomize(classifier.get_layer("logits"))
+    return classifier, keras.Model(images, logits)
+
+
+@pytest.mark.parametrize("pooled", [False, True], ids=["1x1_map", "pooled"])
+def test_one_by_one_conv_head_is_its_equivalent_dense(pooled):
+    classifier, logits_model = _conv_head_classifier(pooled)
+    detector = detection_network(classifier, B)
+    head = detector.get_layer("detector_background_head")
+    assert head.input.shape == (None, 6)
+    conv = classifier.get_layer("logits")
+    np.testing.assert_array_equal(
+        head.kernel.numpy()[:, :K], conv.kernel.numpy().reshape(6, K)
+    )
+    np.testing.assert_array_equal(head.bias.numpy()[:K], conv.bias.numpy())
+    x = _images()
+    logits = _class_logits(detector, x)
+    np.testing.assert_allclose(
+        logits[:, :K], logits_model.predict(x, verbose=0), atol=1e-5
+    )
+    # At inference: the classifier's softmax, extended by the background.
+    expected = _softmax(np.concatenate([logits[:, :K], np.zeros((4, 1))], 1))
+    np.testing.assert_allclose(detector.predict(x, verbose=0), expected, 1e-5)
+    # Naming the layer gives the same network.
+    named = detection_network(classifier, B, output_layer_name="logits")
+    np.testing.assert_array_equal(
+        named.predict(x, verbose=0), detector.predict(x, verbose=0)
+    )
+
+
+def _sequential(build="input"):
+    layers = [
+        keras.layers.Conv2D(4, 3, activation="relu"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(K, name="fc8"),
+    ]
+    if build == "input":
+        return keras.Sequential([keras.Input((8, 8, 3))] + layers)
+    model = keras.Sequential(layers)
+    if build == "build":
+        model.build((None, 8, 8, 3))
+    elif build == "call":
+        model(_images(count=1))
+    return model
+
+
+@pytest.mark.parametrize("build", ["input", "build", "call"])
+def test_accepts_a_built_sequential(build):
+    classifier = _sequential(build)
+    detector = detection_network(classifier, B)
+    assert detector.output.shape == (None, K + 1)
+    # A logits classifier: the class logits are its outputs.
+    x = _images()
+    np.testing.assert_allclose(
+        _class_logits(detector, x)[:, :K],
+        classifier.predict(x, verbose=0),
+        atol=1e-5,
+    )
+
+
+def test_copies_the_classifier_by_default():
+    classifier = tiny_classifier()
+    weights = [w.numpy().copy() for w in classifier.weights]
+    detector = detection_network(classifier, DETECTION_CLASSES)
+    ids = {id(w) for w in classifier.weights}
+    assert not any(id(w) in ids for w in detector.weights)
+    assert detector.get_layer("tiny_backbone") is not classifier.get_layer(
+        "tiny_backbone"
+    )
+    backbone = detector.get_layer("tiny_backbone").get_layer("tiny_fc")
+    before = backbone.kernel.numpy().copy()
+    detector.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    detector.fit(*region_data(count=16), batch_size=8, epochs=1, verbose=0)
+    assert not np.allclose(backbone.kernel.numpy(), before)
+    for weight, expected in zip(classifier.weights, weights):
+        np.testing.assert_array_equal(weight.numpy(), expected)
+
+
+def test_refuses_a_sigmoid_classifier():
+    images = keras.Input((5,))
+    dense = keras.Model(
+        images, keras.layers.Dense(3, activation="sigmoid")(images)
+    )
+    with pytest.raises(ValueError, match="not a sigmoid"):
+        detection_network(dense, (0,))
+    classifier, _ = _conv_head_classifier(pooled=False, activation="sigmoid")
+    with pytest.raises(ValueError, match="LSDA adds the background"):
+        detection_network(classifier, (0,))
+
+
+def test_bad_classifiers():
+    images = keras.Input((8, 8, 3))
+    features = keras.layers.GlobalAveragePooling2D()(_trunk(images))
+    # No class layer: features only.
+    with pytest.raises(ValueError, match="must end in a class layer"):
+        detection_network(keras.Model(images, features), (0,))
+    # A ReLU after the class layer: not class scores.
+    relu = keras.layers.ReLU()(keras.layers.Dense(3)(features))
+    with pytest.raises(ValueError, match="must end in a class layer"):
+        detection_network(keras.Model(images, relu), (0,))
+    # Another activation after the class layer.
+    tanh = keras.layers.Dense(3, activation="tanh")(features)
+    with pytest.raises(ValueError, match="'tanh'"):
+        detection_network(keras.Model(images, tanh), (0,))
+    # Two softmaxes.
+    twice = keras.layers.Softmax()(
+        keras.layers.Dense(3, activation="softmax")(features)
+    )
+    with pytest.raises(ValueError, match="second softmax"):
+        detection_network(keras.Model(images, twice), (0,))
+    # A softmax over the wrong axis of a 1x1 map.
+    x = keras.layers.GlobalAveragePooling2D(keepdims=True)(_trunk(images))
+    x = keras.layers.Conv2D(3, 1)(x)
+    wrong = keras.layers.Flatten()(keras.layers.Softmax(axis=1)(x))
+    with pytest.raises(ValueError, match="class axis"):
+        detection_network(keras.Model(images, wrong), (0,))
+    # A non-linear class layer before the pooling does not commute.
+    x = keras.layers.Conv2D(3, 1, activation="relu")(_trunk(images))
+    pooled_relu = keras.layers.GlobalAveragePooling2D()(x)
+    with pytest.raises(ValueError, match="'relu'"):
+        detection_network(keras.Model(images, pooled_relu), (0,))
+    # A 1x1 conv on a 6x6 map, not pooled: per-position, not class scores.
+    per_position = keras.layers.Conv2D(3, 1, name="per_position")(
+        _trunk(images)
+    )
+    flat = keras.layers.Dense(3)(keras.layers.Flatten()(per_position))
+    with pytest.raises(ValueError, match="1x1 feature map"):
+        detection_network(
+            keras.Model(images, flat), (0,), output_layer_name="per_position"
+        )
+    # The output comes from a nested model.
+    inner = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3)])
+    vectors = keras.Input((5,))
+    with pytest.raises(ValueError, match="must end in a class layer"):
+        detection_network(keras.Model(vectors, inner(vectors)), (0,))
+    # Two outputs.
+    two = keras.Model(vectors, [inner(vectors), inner(vectors)])
+    with pytest.raises(ValueError, match="exactly one output"):
+        detection_network(two, (0,))
+
+
+def test_output_layer_name_must_name_a_class_layer():
+    classifier, _ = _conv_head_classifier(pooled=False)
+    for name in ("conv", "flatten", "predictions"):
+        with pytest.raises(ValueError, match="must name the class layer"):
+            detection_network(classifier, (0,), output_layer_name=name)
+
+
+def test_refuses_unbuilt_sequential_and_subclassed_models():
+    with pytest.raises(ValueError, match="`classifier` must be a built"):
+        detection_network(_sequential(build=None), (0,))
+
+    class Subclassed(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(3)
+
+        def call(self, x):
+            return self.dense(x)
+
+    model = Subclassed()
+    model(np.zeros((1, 5), "float32"))
+    with pytest.raises(ValueError, match="`classifier` must be a functional"):
+        detection_network(model, (0,))
