@@ -1,0 +1,57 @@
+"""The LSDA recipe as library functions: data in, detectors and results out.
+
+`run_lsda` strings the steps together; each step is a function of its own
+(`train_classifier`, `train_proposer`, `make_proposals`,
+`finetune_detector`, `detect_on_proposals`, `evaluate_detections`,
+`draw_gallery`), and the `keras-objectness` command line calls them.
+"""
+
+from keras_objectness.workflows.classifiers import build_classifier
+from keras_objectness.workflows.classifiers import train_classifier
+from keras_objectness.workflows.config import PROPOSAL_SOURCES
+from keras_objectness.workflows.config import WorkflowConfig
+from keras_objectness.workflows.data_source import DataSource
+from keras_objectness.workflows.data_source import TfdsSource
+from keras_objectness.workflows.finetuning import METHODS
+from keras_objectness.workflows.finetuning import detection_network_copy
+from keras_objectness.workflows.finetuning import finetune_detector
+from keras_objectness.workflows.finetuning import region_batches
+from keras_objectness.workflows.gallery import draw_gallery
+from keras_objectness.workflows.lsda import classification_examples
+from keras_objectness.workflows.lsda import make_strategy
+from keras_objectness.workflows.lsda import run_lsda
+from keras_objectness.workflows.lsda import test_arrays
+from keras_objectness.workflows.progress import StageLog
+from keras_objectness.workflows.proposals import make_proposals
+from keras_objectness.workflows.proposals import proposer_box_space
+from keras_objectness.workflows.proposals import sliding_windows
+from keras_objectness.workflows.proposals import train_proposer
+from keras_objectness.workflows.scoring import detect_on_proposals
+from keras_objectness.workflows.scoring import evaluate_detections
+from keras_objectness.workflows.scoring import region_scores_model
+
+__all__ = [
+    "DataSource",
+    "METHODS",
+    "PROPOSAL_SOURCES",
+    "StageLog",
+    "TfdsSource",
+    "WorkflowConfig",
+    "build_classifier",
+    "classification_examples",
+    "detect_on_proposals",
+    "detection_network_copy",
+    "draw_gallery",
+    "evaluate_detections",
+    "finetune_detector",
+    "make_proposals",
+    "make_strategy",
+    "proposer_box_space",
+    "region_batches",
+    "region_scores_model",
+    "run_lsda",
+    "sliding_windows",
+    "test_arrays",
+    "train_classifier",
+    "train_proposer",
+]

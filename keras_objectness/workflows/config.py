@@ -1,0 +1,166 @@
+"""The settings of the LSDA workflow, in one validated object."""
+
+import dataclasses
+import numbers
+
+PROPOSAL_SOURCES = ("selective_search", "objectness", "sliding")
+CLASSIFIER_PRESETS = ("alexnet_small",)
+
+
+@dataclasses.dataclass
+class WorkflowConfig:
+    """Every setting of `keras_objectness.workflows` in one place.
+
+    The defaults are those of the main job (`keras-objectness run` on the
+    bundled `silhouette_scenes`); every field is also a command-line flag
+    of the same name (`--classifier-epochs`, ...).
+
+    Attributes:
+        output_dir: folder for results, models, figures and (by default)
+            resume checkpoints.
+        seed: seed of every pipeline, initialiser and sampler.
+        batch_size: global batch size of every training.
+        classifier: `"alexnet_small"` (the built-in AlexNet-style preset),
+            a path to a `.keras` classifier (used as trained), or the name
+            of a `keras.applications` model (built with `weights=None`).
+        crop_size: side of the classifier's input and of region crops.
+        classifier_epochs: epochs of classifier training (0: do not train).
+        classifier_min_crop: random square crops of at least this relative
+            side augment classifier training (0: whole images).
+        dropout_rate: dropout after fc6 and fc7 of the built-in preset.
+        learning_rate: Adam rate of the classifier and the proposer.
+        proposal_source: `"selective_search"` (OpenCV, no training),
+            `"objectness"` (a class-generic objectness detector trained on
+            B's boxes) or `"sliding"` (fixed windows).
+        proposals: proposals scored per image.
+        proposer_epochs: epochs of the objectness proposer.
+        proposer_image_size: input side of the objectness proposer.
+        proposal_iou: non-max suppression overlap among proposals.
+        method: adaptation method (see `keras_objectness.workflows.METHODS`).
+        knn: neighbours in B for the `"lsda"` offsets, or `"all"`.
+        finetune_epochs: epochs of detection fine-tuning.
+        finetune_learning_rate: Adam rate of fine-tuning.
+        regions_per_image: region crops sampled per training scene.
+        positive_fraction: largest share of object regions among them.
+        flip: whether training flips images left-right (turn it off for
+            digits, text and other chiral classes).
+        iou_threshold: per-class non-max suppression overlap of detection.
+        max_test_images: cap on the test images (`None`: all).
+        gallery_images: test images drawn in the gallery.
+        save_freq: resume checkpoint every this many steps.
+        backup_dir: resume checkpoints (`None`: `output_dir/backup`).
+        verbose: Keras verbosity of the trainings (0, 1 or 2).
+    """
+
+    output_dir: str = "runs/keras_objectness"
+    seed: int = 0
+    batch_size: int = 64
+    classifier: str = "alexnet_small"
+    crop_size: int = 32
+    classifier_epochs: int = 12
+    classifier_min_crop: float = 0.75
+    dropout_rate: float = 0.2
+    learning_rate: float = 1e-3
+    proposal_source: str = "selective_search"
+    proposals: int = 100
+    proposer_epochs: int = 12
+    proposer_image_size: int = 64
+    proposal_iou: float = 0.5
+    method: str = "lsda"
+    knn: object = 5
+    finetune_epochs: int = 4
+    finetune_learning_rate: float = 1e-4
+    regions_per_image: int = 8
+    positive_fraction: float = 0.25
+    flip: bool = True
+    iou_threshold: float = 0.3
+    max_test_images: object = None
+    gallery_images: int = 6
+    save_freq: int = 50
+    backup_dir: object = None
+    verbose: int = 2
+
+    def __post_init__(self):
+        for name in (
+            "batch_size",
+            "crop_size",
+            "proposals",
+            "proposer_image_size",
+            "regions_per_image",
+            "save_freq",
+        ):
+            _check_int(name, getattr(self, name), minimum=1)
+        for name in (
+            "classifier_epochs",
+            "proposer_epochs",
+            "finetune_epochs",
+            "gallery_images",
+            "seed",
+        ):
+            _check_int(name, getattr(self, name), minimum=0)
+        if self.max_test_images is not None:
+            _check_int("max_test_images", self.max_test_images, minimum=1)
+        for name in (
+            "classifier_min_crop",
+            "dropout_rate",
+            "positive_fraction",
+            "proposal_iou",
+            "iou_threshold",
+        ):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, numbers.Real)
+                or not 0.0 <= value <= 1.0
+            ):
+                raise ValueError(
+                    f"`{name}` must be a number in [0, 1]. "
+                    f"Received: {name}={value!r}"
+                )
+        for name in ("learning_rate", "finetune_learning_rate"):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Real) or not value > 0:
+                raise ValueError(
+                    f"`{name}` must be a positive number. "
+                    f"Received: {name}={value!r}"
+                )
+        if self.proposal_source not in PROPOSAL_SOURCES:
+            raise ValueError(
+                f"`proposal_source` must be one of {PROPOSAL_SOURCES}. "
+                f"Received: proposal_source={self.proposal_source!r}"
+            )
+        from keras_objectness.workflows.finetuning import METHODS
+
+        if self.method not in METHODS:
+            raise ValueError(
+                f"`method` must be one of {tuple(METHODS)}. "
+                f"Received: method={self.method!r}"
+            )
+        if isinstance(self.knn, str) and self.knn.isdigit():
+            self.knn = int(self.knn)
+        if self.knn != "all":
+            _check_int("knn", self.knn, minimum=1)
+        if self.verbose not in (0, 1, 2):
+            raise ValueError(
+                "`verbose` must be 0, 1 or 2. "
+                f"Received: verbose={self.verbose!r}"
+            )
+        if not isinstance(self.flip, bool):
+            raise ValueError(
+                f"`flip` must be a bool. Received: flip={self.flip!r}"
+            )
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def _check_int(name, value, minimum):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or value < minimum
+    ):
+        raise ValueError(
+            f"`{name}` must be an integer >= {minimum}. "
+            f"Received: {name}={value!r}"
+        )
