@@ -1,11 +1,14 @@
 """keras_objectness: detectors for classes that have no box labels."""
 
+# Before TensorFlow loads: quiets its start-up logs under the command line.
+from keras_objectness import _startup  # noqa: F401  isort: skip
 from keras_objectness import callbacks
 from keras_objectness import data
 from keras_objectness import evaluation
 from keras_objectness import layers
 from keras_objectness import models
 from keras_objectness import training
+from keras_objectness import workflows
 from keras_objectness.adaptation import adapt_classifier
 from keras_objectness.box_space import BoxSpace
 from keras_objectness.class_split import ClassSplit
@@ -22,4 +25,5 @@ __all__ = [
     "layers",
     "models",
     "training",
+    "workflows",
 ]
