@@ -202,6 +202,156 @@ class BoxSpace:
         return tuple(np.arange(n, dtype="float32") for n in self.bins_shape)
 
     # ------------------------------------------------------------------
+    # Fitting to a dataset's boxes.
+
+    @classmethod
+    def from_boxes(
+        cls,
+        boxes,
+        bounding_box_format="rel_yxyx",
+        grid_shape=(16, 16),
+        num_scales=7,
+        num_aspect_ratios=5,
+        image_shape=None,
+    ):
+        """A box space whose scales and aspect ratios fit given boxes.
+
+        Scales and aspect ratios are quantiles of the boxes' log scale and
+        log aspect ratio at the levels `(i + 0.5) / n`, the centres of `n`
+        equally populated bins, so every value covers about the same share
+        of the boxes. Values that would coincide (many identical boxes) are
+        spread to at least 1% apart; scales stay at most 1.
+
+        Args:
+            boxes: array-like `(..., 4)` of a dataset's boxes, for example
+                its `objects/bbox` stacked. Rows without area (such as `-1`
+                padding) and non-finite rows are left out.
+            bounding_box_format: str. Keras format of `boxes`, also the new
+                space's. Defaults to `"rel_yxyx"`.
+            grid_shape: tuple of two ints. Centre bins. Defaults to
+                `(16, 16)`.
+            num_scales: int. Number of scales. Defaults to `7`.
+            num_aspect_ratios: int. Number of aspect ratios. Defaults to
+                `5`.
+            image_shape: optional `(height, width)`, required for absolute
+                formats. Defaults to `None`.
+
+        Returns:
+            A `BoxSpace`.
+
+        Example:
+
+        ```python
+        boxes = np.concatenate([example["objects"]["bbox"] for example in
+                                tfds.as_numpy(raw.take(1000))])
+        space = BoxSpace.from_boxes(boxes, num_scales=7, num_aspect_ratios=5)
+        space.coverage_report(boxes)["fraction_iou_at_least_0.7"]
+        ```
+        """
+        for name, value in (
+            ("num_scales", num_scales),
+            ("num_aspect_ratios", num_aspect_ratios),
+        ):
+            if (
+                not isinstance(value, (int, np.integer))
+                or isinstance(value, bool)
+                or value < 1
+            ):
+                raise ValueError(
+                    f"`{name}` must be a positive integer. "
+                    f"Received: {name}={value!r}"
+                )
+        box_utils.validate_bounding_box_format(bounding_box_format)
+        image_shape = box_utils.validate_image_shape(
+            image_shape, bounding_box_format
+        )
+        rel = _valid_rel_yxyx(boxes, bounding_box_format, image_shape)
+        if len(rel) == 0:
+            raise ValueError(
+                "`boxes` must hold at least one box with positive area. "
+                f"Received: boxes with shape {np.shape(boxes)}"
+            )
+        height = rel[:, 2] - rel[:, 0]
+        width = rel[:, 3] - rel[:, 1]
+        log_scale = 0.5 * (np.log(height) + np.log(width))
+        log_aspect = np.log(width) - np.log(height)
+        scales = _fitted_values(log_scale, int(num_scales), upper=1.0)
+        aspects = _fitted_values(log_aspect, int(num_aspect_ratios))
+        return cls(
+            grid_shape=grid_shape,
+            scales=scales,
+            aspect_ratios=aspects,
+            bounding_box_format=bounding_box_format,
+            image_shape=image_shape,
+        )
+
+    def coverage_report(
+        self, boxes, bounding_box_format=None, image_shape=None
+    ):
+        """How well the space's bins reproduce given boxes.
+
+        For each box, the IoU with its nearest bin (the bin `encode` gives,
+        what the objectness head decodes to) and the best IoU over all bins.
+
+        Args:
+            boxes: array-like `(..., 4)`. Rows without area (padding) and
+                non-finite rows are left out.
+            bounding_box_format: optional format of `boxes`. Defaults to
+                the space's.
+            image_shape: optional `(height, width)`. Defaults to the
+                space's.
+
+        Returns:
+            dict with `"num_boxes"`, `"mean_nearest_iou"`,
+            `"fraction_iou_at_least_0.5"` and `"fraction_iou_at_least_0.7"`
+            (of the nearest bin's IoU), `"mean_best_iou"` and
+            `"fraction_best_iou_at_least_0.5"` (of the best bin's), and
+            `"fraction_in_range"` (boxes whose scale and aspect ratio lie
+            within the space's first and last values).
+        """
+        bounding_box_format, image_shape = self._resolve_format(
+            bounding_box_format, image_shape
+        )
+        rel = _valid_rel_yxyx(boxes, bounding_box_format, image_shape)
+        if len(rel) == 0:
+            raise ValueError(
+                "`boxes` must hold at least one box with positive area. "
+                f"Received: boxes with shape {np.shape(boxes)}"
+            )
+        _, bins = self.encode(rel.astype("float32"), "rel_yxyx")
+        nearest = ops.convert_to_numpy(self.decode(bins, "rel_yxyx"))
+        nearest_iou = _iou_yxyx(rel, nearest)
+        all_bins = ops.convert_to_numpy(self.bin_boxes())
+        best_iou = np.concatenate(
+            [
+                _iou_yxyx(chunk[:, None], all_bins[None]).max(axis=1)
+                for chunk in np.array_split(
+                    rel, max(1, len(rel) * len(all_bins) // 4_000_000 + 1)
+                )
+            ]
+        )
+        height = rel[:, 2] - rel[:, 0]
+        width = rel[:, 3] - rel[:, 1]
+        scale = np.sqrt(height * width)
+        aspect = width / height
+        slack = 1e-6
+        in_range = (
+            (scale >= self.scales[0] * (1 - slack))
+            & (scale <= self.scales[-1] * (1 + slack))
+            & (aspect >= self.aspect_ratios[0] * (1 - slack))
+            & (aspect <= self.aspect_ratios[-1] * (1 + slack))
+        )
+        return {
+            "num_boxes": int(len(rel)),
+            "mean_nearest_iou": float(nearest_iou.mean()),
+            "fraction_iou_at_least_0.5": float(np.mean(nearest_iou >= 0.5)),
+            "fraction_iou_at_least_0.7": float(np.mean(nearest_iou >= 0.7)),
+            "mean_best_iou": float(best_iou.mean()),
+            "fraction_best_iou_at_least_0.5": float(np.mean(best_iou >= 0.5)),
+            "fraction_in_range": float(np.mean(in_range)),
+        }
+
+    # ------------------------------------------------------------------
     # Quantisation quality.
 
     def quantization_report(self, num_samples=20000, seed=0):
@@ -334,6 +484,42 @@ def get(box_space):
         "`box_space` must be a `keras_objectness.BoxSpace` or its config "
         f"dict. Received: box_space={box_space!r}"
     )
+
+
+def _valid_rel_yxyx(boxes, bounding_box_format, image_shape):
+    """float64 `(N, 4)` relative yxyx boxes with positive area."""
+    array = np.asarray(boxes, dtype="float64")
+    if array.ndim < 1 or array.shape[-1] != 4:
+        raise ValueError(
+            "`boxes` must have shape (..., 4). "
+            f"Received: boxes with shape {array.shape}"
+        )
+    array = array.reshape(-1, 4)
+    finite = np.all(np.isfinite(array), axis=-1)
+    array = array[finite]
+    if len(array) and bounding_box_format != "rel_yxyx":
+        array = ops.convert_to_numpy(
+            box_utils.to_rel_yxyx(
+                array.astype("float32"), bounding_box_format, image_shape
+            )
+        ).astype("float64")
+    positive = (array[:, 2] > array[:, 0]) & (array[:, 3] > array[:, 1])
+    return array[positive]
+
+
+def _fitted_values(logs, count, upper=None, min_gap=np.log(1.01)):
+    """`count` strictly increasing values from quantiles of `logs`."""
+    levels = (np.arange(count) + 0.5) / count
+    values = np.quantile(logs, levels)
+    if upper is not None:
+        values = np.minimum(values, np.log(upper))
+    for i in range(1, count):
+        values[i] = max(values[i], values[i - 1] + min_gap)
+    if upper is not None and values[-1] > np.log(upper):
+        values[-1] = np.log(upper)
+        for i in range(count - 2, -1, -1):
+            values[i] = min(values[i], values[i + 1] - min_gap)
+    return tuple(float(v) for v in np.round(np.exp(values), 6))
 
 
 def _validate_grid_shape(grid_shape):

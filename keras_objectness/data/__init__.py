@@ -3,6 +3,9 @@
 from keras_objectness.data import pipelines
 from keras_objectness.data.augmentation import random_flip_left_right
 from keras_objectness.data.augmentation import random_square_crops
+from keras_objectness.data.coco_json import CocoJsonSource
+from keras_objectness.data.coco_json import coco_json_dataset
+from keras_objectness.data.examples import annotation_summary
 from keras_objectness.data.examples import detection_examples
 from keras_objectness.data.examples import standardize_example
 from keras_objectness.data.pipelines import classification_dataset
@@ -15,7 +18,10 @@ from keras_objectness.data.regions import sample_regions
 from keras_objectness.data.synthetic import single_object_images
 
 __all__ = [
+    "CocoJsonSource",
+    "annotation_summary",
     "classification_dataset",
+    "coco_json_dataset",
     "crop_regions",
     "detection_examples",
     "keras_cv_dataset",
