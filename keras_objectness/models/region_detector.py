@@ -3,9 +3,6 @@
 import keras
 
 from keras_objectness.adaptation import find_background_head
-from keras_objectness.layers.batched_time_distributed import (
-    BatchedTimeDistributed,
-)
 from keras_objectness.layers.box_bin_softmax import BoxBinSoftmax
 from keras_objectness.layers.region_crops import RegionCrops
 from keras_objectness.layers.region_detections import RegionDetections
@@ -96,9 +93,7 @@ def region_detector(
     crops = RegionCrops(crop_shape[0], context_padding, name=f"{name}_crops")(
         images, boxes
     )
-    # One call of the network on all crops (a TimeDistributed would trace
-    # one copy of it per proposal).
-    scores = BatchedTimeDistributed(
+    scores = keras.layers.TimeDistributed(
         _scoring_model(detection_network, head), name=f"{name}_scores"
     )(crops)
     detections = RegionDetections(
