@@ -1,6 +1,9 @@
 """Keras layers of keras_objectness."""
 
 from keras_objectness.layers.background_head import BackgroundHead
+from keras_objectness.layers.batched_time_distributed import (
+    BatchedTimeDistributed,
+)
 from keras_objectness.layers.box_bin_decoder import BoxBinDecoder
 from keras_objectness.layers.box_bin_softmax import BoxBinSoftmax
 from keras_objectness.layers.gaussian_box_targets import GaussianBoxTargets
@@ -12,6 +15,7 @@ from keras_objectness.layers.region_detections import RegionDetections
 
 __all__ = [
     "BackgroundHead",
+    "BatchedTimeDistributed",
     "BoxBinDecoder",
     "BoxBinSoftmax",
     "GaussianBoxTargets",
