@@ -467,3 +467,85 @@ def test_non_dict_inputs_raise_type_error():
         DetectionEvaluator().update_state([1, 2], y_pred)
     with pytest.raises(TypeError, match="`y_pred` must be a dict"):
         DetectionEvaluator().update_state(y_true, np.zeros((2, 4)))
+
+
+class TestIgnoredGroundTruth:
+    """VOC difficult / COCO crowd boxes flagged in `y_true["ignore"]`."""
+
+    def _batch(self, ignore):
+        y_true = pad_ground_truth([([A, B, C], [0, 0, 1])])
+        y_true["ignore"] = np.array([ignore])
+        return y_true
+
+    @pytest.mark.parametrize("method", ["voc", "coco"])
+    def test_flagged_boxes_are_neither_found_nor_false_positives(self, method):
+        # A found; B (flagged) detected with a high score; C (flagged) not.
+        y_pred = pad_detections([([B, A, NOWHERE], [0, 0, 1], [0.9, 0.8, 0.7])])
+        evaluator = DetectionEvaluator(num_classes=2, method=method)
+        evaluator.update_state(self._batch([False, True, True]), y_pred)
+        result = evaluator.result()
+        np.testing.assert_array_equal(result["num_ground_truth"], [1, 0])
+        # The B detection is left out, so class 0 keeps precision 1.
+        assert result["average_precision"][0] == 1.0
+        np.testing.assert_array_equal(result["num_detections"], [1, 1])
+        # Without the flags B counts and NOWHERE's class has an object.
+        plain = DetectionEvaluator(num_classes=2, method=method)
+        plain.update_state(self._batch([False, False, False]), y_pred)
+        np.testing.assert_array_equal(
+            plain.result()["num_ground_truth"], [2, 1]
+        )
+
+    def test_class_generic_mode_reads_the_flags(self):
+        y_pred = pad_detections(
+            [([B, A], None, [0.9, 0.8])], with_classes=False
+        )
+        evaluator = DetectionEvaluator()
+        evaluator.update_state(self._batch([False, True, False]), y_pred)
+        result = evaluator.result()
+        assert result["num_ground_truth"] == 2
+        assert result["num_detections"] == 1
+        assert result["precision"][0] == 1.0
+
+    def test_crowd_overlap_is_the_share_of_the_detection(self):
+        # A small detection inside a big flagged box: IoU 0.0625, but all
+        # of it lies inside the box.
+        big = [0.0, 0.0, 0.8, 0.8]
+        y_true = pad_ground_truth([([big, B], [0, 0])])
+        y_true["ignore"] = np.array([[True, False]])
+        y_pred = pad_detections(
+            [([[0.1, 0.1, 0.3, 0.3], B], [0, 0], [0.9, 0.8])]
+        )
+        results = {}
+        for overlap in ("iou", "detection_area"):
+            evaluator = DetectionEvaluator(
+                num_classes=1, method="coco", ignored_overlap=overlap
+            )
+            evaluator.update_state(y_true, y_pred)
+            results[overlap] = evaluator.result()
+        assert results["detection_area"]["average_precision"][0] == 1.0
+        assert results["detection_area"]["num_detections"][0] == 1
+        # Measured by IoU the small box is a false positive.
+        assert results["iou"]["num_detections"][0] == 2
+        assert results["iou"]["average_precision"][0] < 1.0
+        # `None` picks the rule by method.
+        default = DetectionEvaluator(num_classes=1, method="coco")
+        default.update_state(y_true, y_pred)
+        assert default.result()["num_detections"][0] == 1
+        voc = DetectionEvaluator(num_classes=1, method="voc")
+        voc.update_state(y_true, y_pred)
+        assert voc.result()["num_detections"][0] == 2
+
+    def test_bad_flags_raise(self):
+        y_true = pad_ground_truth([([A, B], [0, 0])])
+        y_true["ignore"] = np.array([[True, False, False]])
+        y_pred = pad_detections([([A], [0], [0.9])])
+        with pytest.raises(ValueError, match='`y_true\\["ignore"\\]`'):
+            DetectionEvaluator(num_classes=1).update_state(y_true, y_pred)
+        with pytest.raises(ValueError, match="`ignored_overlap`"):
+            DetectionEvaluator(ignored_overlap="area")
+
+    def test_config_keeps_ignored_overlap(self):
+        evaluator = DetectionEvaluator(ignored_overlap="detection_area")
+        config = evaluator.get_config()
+        assert config["ignored_overlap"] == "detection_area"
+        assert DetectionEvaluator.from_config(config).get_config() == config

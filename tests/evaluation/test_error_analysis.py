@@ -213,3 +213,15 @@ def test_error_analysis_needs_classes_and_same_batch():
     y_true = pad_ground_truth([([A], [0]), ([B], [1])])
     with pytest.raises(ValueError, match="same batch size"):
         classify_false_positives(y_true, y_pred)
+
+
+def test_detections_on_ignored_ground_truth_are_no_false_positives():
+    y_true = pad_ground_truth([([A, B], [0, 1])])
+    duplicate = [0.5, 0.5, 0.9, 0.88]
+    y_pred = pad_detections([([B, duplicate], [1, 1], [0.9, 0.8])])
+    plain = classify_false_positives(y_true, y_pred)
+    np.testing.assert_array_equal(plain["error_type"], ["localization"])
+    y_true["ignore"] = np.array([[False, True]])
+    flagged = classify_false_positives(y_true, y_pred)
+    # B is ignored now: detections on it are neither matched nor errors.
+    assert len(flagged["confidence"]) == 0

@@ -200,3 +200,24 @@ def test_compute_iou_bad_arguments():
         compute_iou([[0, 0, np.nan, 1]], [[0, 0, 1, 1]])
     with pytest.raises(ValueError, match="bounding_box_format='XYXY'"):
         compute_iou([[0, 0, 1, 1]], [[0, 0, 1, 1]], bounding_box_format="XYXY")
+
+
+def test_crowd_regions_absorb_detections_inside_them():
+    crowd = [0.0, 0.0, 0.8, 0.8]
+    inside = [0.1, 0.1, 0.3, 0.3]  # IoU 0.0625 with the crowd box
+    result = match_detections(
+        [crowd, [0.85, 0.85, 1.0, 1.0]],
+        [inside, [0.85, 0.85, 1.0, 1.0], [0.5, 0.5, 0.95, 0.95]],
+        [0.9, 0.8, 0.7],
+        ground_truth_crowd=[True, False],
+        matching="coco",
+    )
+    np.testing.assert_array_equal(result["true_positive"], [0, 1, 0])
+    # The last box is 0.3^2/0.45^2 = 44% inside the crowd region: an error.
+    np.testing.assert_array_equal(result["ignored"], [1, 0, 0])
+    plain = match_detections(
+        [crowd], [inside], [0.9], ground_truth_ignore=[True], matching="coco"
+    )
+    assert not plain["ignored"][0]
+    with pytest.raises(ValueError, match="`ground_truth_crowd` must have one"):
+        match_detections([crowd], [inside], [0.9], ground_truth_crowd=[1, 0])

@@ -74,7 +74,7 @@ def _random_scene(seed, num_images=10):
     return ground_truth, [tuple(entry) for entry in detections]
 
 
-def _pycocotools_ap(ground_truth, detections):
+def _pycocotools_ap(ground_truth, detections, crowd=None):
     dataset = {
         "images": [
             {"id": i + 1, "height": HEIGHT, "width": WIDTH}
@@ -84,7 +84,8 @@ def _pycocotools_ap(ground_truth, detections):
         "annotations": [],
     }
     for i, (boxes, classes) in enumerate(ground_truth):
-        for box, c in zip(boxes, classes):
+        flags = np.zeros(len(classes), bool) if crowd is None else crowd[i]
+        for box, c, flag in zip(boxes, classes, flags):
             dataset["annotations"].append(
                 {
                     "id": len(dataset["annotations"]) + 1,
@@ -92,7 +93,7 @@ def _pycocotools_ap(ground_truth, detections):
                     "category_id": int(c) + 1,
                     "bbox": [float(v) for v in box],
                     "area": float(box[2] * box[3]),
-                    "iscrowd": 0,
+                    "iscrowd": int(flag),
                 }
             )
     results = [
@@ -147,3 +148,43 @@ def test_coco_method_equals_pycocotools(seed):
     assert np.isnan(expected[-1])
     assert np.nanmin(expected) < 0.9
     assert np.nanmax(expected) > 0.0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_crowd_regions_equal_pycocotools(seed):
+    """Crowd ground truth: not counted, and detections on it (overlap as
+    the share of the detection inside it) left out, as in COCOeval."""
+    ground_truth, detections = _random_scene(seed + 10)
+    rng = np.random.default_rng(seed)
+    crowd = [rng.uniform(size=len(c)) < 0.35 for _, c in ground_truth]
+    expected = _pycocotools_ap(ground_truth, detections, crowd)
+    padded = pad_ground_truth(ground_truth, dtype=np.float64)
+    ignore = np.zeros(padded["classes"].shape, bool)
+    for i, flags in enumerate(crowd):
+        ignore[i, : len(flags)] = flags
+    evaluator = DetectionEvaluator(
+        num_classes=NUM_CLASSES,
+        bounding_box_format="xywh",
+        image_shape=(HEIGHT, WIDTH),
+        method="coco",
+    )
+    evaluator.update_state(
+        {**padded, "ignore": ignore},
+        pad_detections(detections, dtype=np.float64),
+    )
+    result = evaluator.result()
+    np.testing.assert_allclose(
+        result["average_precision"], expected, atol=1e-6, equal_nan=True
+    )
+    # Crowd made a difference: without the flags the numbers change.
+    plain = DetectionEvaluator(
+        num_classes=NUM_CLASSES,
+        bounding_box_format="xywh",
+        image_shape=(HEIGHT, WIDTH),
+        method="coco",
+    )
+    plain.update_state(padded, pad_detections(detections, dtype=np.float64))
+    assert not np.allclose(
+        plain.result()["average_precision"], expected, equal_nan=True
+    )
+    assert sum(map(np.sum, crowd)) > 0
