@@ -19,7 +19,8 @@ class DetectorAdapter(keras.callbacks.Callback):
       the snapshot (`BackgroundHead.take_snapshot`). An existing snapshot
       is never overwritten.
     - `on_train_end`: calls `keras_objectness.adapt_classifier(model, knn,
-      adapt_output_layer)`, which rewrites the held-out columns in place.
+      adapt_output_layer, weighting, temperature)`, which rewrites the
+      held-out columns in place.
 
     The callback keeps no state of its own: the snapshot and its flag are
     weights of the head, so checkpoints carry them and a run resumed by
@@ -36,6 +37,12 @@ class DetectorAdapter(keras.callbacks.Callback):
             `5`.
         adapt_output_layer: bool. Passed to `adapt_classifier`: if `False`,
             the held-out columns are set back to `W^c`. Defaults to `True`.
+        weighting: str, `"uniform"` (the mean of the neighbours' offsets,
+            as in the paper) or `"similarity"` (a softmax over the
+            neighbours' cosine similarities to the held-out class). Passed
+            to `adapt_classifier`. Defaults to `"uniform"`.
+        temperature: positive float. Softmax temperature of
+            `weighting="similarity"`. Defaults to `0.1`.
 
     Example:
 
@@ -61,7 +68,13 @@ class DetectorAdapter(keras.callbacks.Callback):
           Adaptation](https://arxiv.org/abs/1407.5035), section 3.2.
     """
 
-    def __init__(self, knn=5, adapt_output_layer=True):
+    def __init__(
+        self,
+        knn=5,
+        adapt_output_layer=True,
+        weighting="uniform",
+        temperature=0.1,
+    ):
         super().__init__()
         # The upper bound (the number of detection classes) needs the
         # model; `on_train_begin` checks it before any training step.
@@ -79,8 +92,11 @@ class DetectorAdapter(keras.callbacks.Callback):
                 "`adapt_output_layer` must be a bool. "
                 f"Received: adapt_output_layer={adapt_output_layer!r}"
             )
+        adaptation.validate_weighting(weighting, temperature)
         self.knn = knn
         self.adapt_output_layer = bool(adapt_output_layer)
+        self.weighting = weighting
+        self.temperature = temperature
 
     def on_train_begin(self, logs=None):
         head = adaptation.find_background_head(self.model)
@@ -94,6 +110,8 @@ class DetectorAdapter(keras.callbacks.Callback):
             self.model,
             knn=self.knn,
             adapt_output_layer=self.adapt_output_layer,
+            weighting=self.weighting,
+            temperature=self.temperature,
         )
 
 

@@ -33,7 +33,7 @@ def _detector():
     return detector, detector.get_layer("detector_background_head")
 
 
-def _expected_adaptation(weights, knn):
+def _expected_adaptation(weights, knn, **kwargs):
     kernel, bias = adapted_weights(
         weights["classification_kernel"],
         weights["classification_bias"],
@@ -41,6 +41,7 @@ def _expected_adaptation(weights, knn):
         weights["bias"][:NUM_CLASSES],
         DETECTION_CLASSES,
         knn=knn,
+        **kwargs,
     )
     return keras.ops.convert_to_numpy(kernel), keras.ops.convert_to_numpy(bias)
 
@@ -71,6 +72,27 @@ def test_snapshots_at_begin_and_adapts_at_end():
     np.testing.assert_allclose(after["kernel"][:, :NUM_CLASSES], kernel, 1e-6)
     np.testing.assert_allclose(after["bias"][:NUM_CLASSES], bias, 1e-6)
     assert not np.allclose(after["kernel"][:, A], before["kernel"][:, A])
+
+
+def test_passes_the_similarity_weighting():
+    detector, head = _detector()
+    before = head_weights(head)
+    images, labels = region_data(count=16)
+    adapter = DetectorAdapter(knn=2, weighting="similarity", temperature=0.5)
+    assert (adapter.weighting, adapter.temperature) == ("similarity", 0.5)
+    detector.fit(images, labels, batch_size=8, verbose=0, callbacks=[adapter])
+    after = head_weights(head)
+    kernel, bias = _expected_adaptation(
+        after, knn=2, weighting="similarity", temperature=0.5
+    )
+    np.testing.assert_allclose(after["kernel"][:, :NUM_CLASSES], kernel, 1e-6)
+    np.testing.assert_allclose(after["bias"][:NUM_CLASSES], bias, 1e-6)
+    uniform, _ = _expected_adaptation(after, knn=2)
+    assert not np.allclose(kernel[:, A], uniform[:, A])
+    # The background column is only trained, never adapted.
+    assert not np.allclose(
+        after["kernel"][:, NUM_CLASSES], before["kernel"][:, NUM_CLASSES]
+    )
 
 
 def test_existing_snapshot_is_kept_across_fits():
@@ -136,6 +158,12 @@ def test_errors():
             DetectorAdapter(knn=knn)
     with pytest.raises(ValueError, match="`adapt_output_layer`"):
         DetectorAdapter(adapt_output_layer=1)
+    for weighting in ("mean", None):
+        with pytest.raises(ValueError, match="`weighting`"):
+            DetectorAdapter(weighting=weighting)
+    for temperature in (0, -1.0, "hot"):
+        with pytest.raises(ValueError, match="`temperature`"):
+            DetectorAdapter(weighting="similarity", temperature=temperature)
     images, labels = region_data(count=8)
     detector, head = _detector()
     before = head_weights(head)
