@@ -237,3 +237,93 @@ class TestBadInput:
     def test_unknown_format_in_call(self):
         with pytest.raises(ValueError, match="`bounding_box_format`"):
             SPACES["default"].encode([[0, 0, 1, 1]], "ltrb")
+
+
+class TestFromBoxes:
+    def _boxes(self, seed=0, count=400):
+        """Tall pedestrians (aspect 0.25-0.45) and wide cars (1.5-3)."""
+        rng = np.random.default_rng(seed)
+        aspect = np.concatenate(
+            [
+                rng.uniform(0.25, 0.45, count // 2),
+                rng.uniform(1.5, 3.0, count // 2),
+            ]
+        )
+        scale = rng.uniform(0.1, 0.4, count)
+        height, width = scale / np.sqrt(aspect), scale * np.sqrt(aspect)
+        cy = rng.uniform(height / 2, 1 - height / 2)
+        cx = rng.uniform(width / 2, 1 - width / 2)
+        return np.stack(
+            [cy - height / 2, cx - width / 2, cy + height / 2, cx + width / 2],
+            axis=-1,
+        )
+
+    def test_fitted_space_reaches_the_data(self):
+        boxes = self._boxes()
+        fitted = BoxSpace.from_boxes(
+            boxes, grid_shape=(16, 16), num_scales=5, num_aspect_ratios=5
+        )
+        assert len(fitted.scales) == 5 and len(fitted.aspect_ratios) == 5
+        assert fitted.aspect_ratios[0] < 0.5 < 1.5 < fitted.aspect_ratios[-1]
+        assert 0.1 < fitted.scales[0] < fitted.scales[-1] < 0.4
+        default = BoxSpace(grid_shape=(16, 16)).coverage_report(boxes)
+        report = fitted.coverage_report(boxes)
+        assert report["num_boxes"] == len(boxes)
+        assert report["fraction_in_range"] > default["fraction_in_range"]
+        assert report["mean_nearest_iou"] > default["mean_nearest_iou"]
+        assert (
+            report["fraction_iou_at_least_0.7"]
+            > default["fraction_iou_at_least_0.7"]
+        )
+        assert report["mean_best_iou"] >= report["mean_nearest_iou"] - 1e-6
+        assert 0.0 <= report["fraction_iou_at_least_0.7"] <= 1.0
+        assert (
+            report["fraction_iou_at_least_0.7"]
+            <= report["fraction_iou_at_least_0.5"]
+        )
+
+    def test_padding_formats_and_identical_boxes(self):
+        boxes = self._boxes(count=40)
+        padded = np.concatenate([boxes, -np.ones((5, 4))])[None]
+        fitted = BoxSpace.from_boxes(padded, num_scales=3, num_aspect_ratios=3)
+        assert fitted == BoxSpace.from_boxes(
+            boxes, num_scales=3, num_aspect_ratios=3
+        )
+        absolute = BoxSpace.from_boxes(
+            boxes[:, [1, 0, 3, 2]] * [200, 100, 200, 100],
+            bounding_box_format="xyxy",
+            image_shape=(100, 200),
+            num_scales=3,
+            num_aspect_ratios=3,
+        )
+        np.testing.assert_allclose(absolute.scales, fitted.scales, rtol=1e-4)
+        assert absolute.bounding_box_format == "xyxy"
+        # One box repeated: values spread 1% apart, scales at most 1.
+        whole = BoxSpace.from_boxes(
+            [[0.0, 0.0, 1.0, 1.0]] * 10, num_scales=3, num_aspect_ratios=2
+        )
+        assert whole.scales[-1] == 1.0
+        np.testing.assert_allclose(
+            np.diff(np.log(whole.scales)), np.log(1.01), rtol=1e-3
+        )
+        assert whole.aspect_ratios[1] > whole.aspect_ratios[0]
+
+    @pytest.mark.parametrize(
+        "kwargs, message",
+        [
+            ({"num_scales": 0}, "`num_scales` must be a positive"),
+            ({"num_aspect_ratios": 1.5}, "`num_aspect_ratios` must be"),
+            ({"bounding_box_format": "xyxy"}, "`image_shape` is required"),
+        ],
+    )
+    def test_bad_arguments(self, kwargs, message):
+        with pytest.raises(ValueError, match=message):
+            BoxSpace.from_boxes(self._boxes(count=10), **kwargs)
+
+    def test_no_boxes_raise(self):
+        with pytest.raises(ValueError, match="at least one box"):
+            BoxSpace.from_boxes(-np.ones((3, 4)))
+        with pytest.raises(ValueError, match="shape \\(..., 4\\)"):
+            BoxSpace().coverage_report(np.zeros((3, 3)))
+        with pytest.raises(ValueError, match="at least one box"):
+            BoxSpace().coverage_report(np.zeros((3, 4)))

@@ -1,8 +1,11 @@
+import warnings
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from keras_objectness import BoxSpace
+from keras_objectness import data
 from keras_objectness.box_space import _iou_yxyx
 from keras_objectness.data import crop_regions
 from keras_objectness.data import detection_examples
@@ -313,3 +316,96 @@ def test_random_square_crops_bad_arguments():
         random_square_crops(dataset, 0)
     with pytest.raises(ValueError, match="`min_side` must be in"):
         random_square_crops(dataset, 4, min_side=1.5)
+
+
+class TestIgnoredBoxesAndChecks:
+    def test_ignored_boxes_are_neither_positives_nor_background(self):
+        boxes = np.full((3, 4), -1.0, "float32")
+        boxes[:2] = [[0.0, 0.0, 0.6, 0.6], [0.6, 0.6, 0.95, 0.95]]
+        classes = np.array([3, 7, -1], "int32")
+        regions, labels, _ = sample_regions(
+            boxes, classes, 64, background_class=20, positive_fraction=0.25,
+            seed=tf.constant([5, 6]), ignore=np.array([True, False, False]),
+        )  # fmt: skip
+        regions, labels = regions.numpy(), labels.numpy()
+        assert 3 not in labels and np.sum(labels == 7) == 16
+        share = _inside_share(regions, boxes[0])
+        assert np.all(share[labels == 20] < 0.5)
+        # Without the flag, class 3 is a positive.
+        _, plain, _ = sample_regions(
+            boxes, classes, 64, background_class=20, seed=tf.constant([5, 6])
+        )
+        assert 3 in plain.numpy()
+
+    def test_an_image_covered_by_ignored_boxes_gives_no_background(self):
+        boxes = np.array([[0.0, 0.0, 1.0, 1.0]], "float32")
+        _, labels, _ = sample_regions(
+            boxes, np.array([2], "int32"), 8, background_class=5,
+            seed=tf.constant([0, 1]), ignore=np.array([True]),
+        )  # fmt: skip
+        np.testing.assert_array_equal(labels.numpy(), [-1] * 8)
+
+    def test_annotation_summary(self):
+        summary = data.annotation_summary(voc_dataset())
+        assert summary == {
+            "num_examples": 4, "num_annotated": 3, "num_objects": 6,
+            "num_ignored": 0, "max_objects": 3,
+        }  # fmt: skip
+        assert data.annotation_summary(voc_dataset(), 2)["num_examples"] == 2
+        only = data.annotation_summary(voc_dataset(), keep_classes=[14])
+        assert only["num_annotated"] == 2 and only["max_objects"] == 1
+        with pytest.raises(ValueError, match="`num_examples`"):
+            data.annotation_summary(voc_dataset(), 0)
+
+    def test_a_split_without_annotations_raises(self):
+        empty = voc_dataset().skip(2).take(1)  # the image without objects
+        for call, arguments in (
+            (pipelines.region_dataset, (16, 4, NUM_CLASSES)),
+            (pipelines.objectness_dataset, (SPACE, 32, 4, NUM_CLASSES)),
+            (pipelines.classification_dataset, (32, 4, NUM_CLASSES)),
+        ):
+            with pytest.raises(ValueError, match="box annotations"):
+                call(empty, *arguments)
+        # The look can be switched off; keras_cv_dataset never needs boxes.
+        pipelines.region_dataset(
+            empty, 16, 4, NUM_CLASSES, check_annotations=False
+        )
+        pipelines.keras_cv_dataset(empty, 32, 4, NUM_CLASSES)
+        with pytest.raises(ValueError, match="`check_annotations`"):
+            pipelines.keras_cv_dataset(
+                empty, 32, 4, NUM_CLASSES, check_annotations=1
+            )
+
+    def test_a_dataset_without_objects_raises_from_its_spec(self):
+        images = tf.data.Dataset.from_tensors(
+            {"image": tf.zeros((8, 8, 3), tf.uint8)}
+        )
+        with pytest.raises(ValueError, match="`objects/bbox`"):
+            pipelines.region_dataset(images, 16, 4, NUM_CLASSES)
+        with pytest.raises(ValueError, match="`objects/bbox`"):
+            detection_examples(images, NUM_CLASSES)
+
+    def test_max_boxes_warning(self):
+        with pytest.warns(UserWarning, match="`max_boxes=2` is below the 3"):
+            pipelines.region_dataset(
+                voc_dataset(), 16, 4, NUM_CLASSES, max_boxes=2
+            )
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            pipelines.region_dataset(
+                voc_dataset(), 16, 4, NUM_CLASSES, max_boxes=3
+            )
+            pipelines.keras_cv_dataset(
+                voc_dataset(), 32, 4, NUM_CLASSES, max_boxes=1,
+                check_annotations=False,
+            )  # fmt: skip
+
+
+def _inside_share(regions, box):
+    top = np.maximum(regions[:, 0], box[0])
+    left = np.maximum(regions[:, 1], box[1])
+    bottom = np.minimum(regions[:, 2], box[2])
+    right = np.minimum(regions[:, 3], box[3])
+    inside = np.clip(bottom - top, 0, None) * np.clip(right - left, 0, None)
+    area = (regions[:, 2] - regions[:, 0]) * (regions[:, 3] - regions[:, 1])
+    return inside / area
