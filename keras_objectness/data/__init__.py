@@ -9,6 +9,7 @@ from keras_objectness.data.examples import annotation_summary
 from keras_objectness.data.examples import detection_examples
 from keras_objectness.data.examples import standardize_example
 from keras_objectness.data.joint import joint_dataset
+from keras_objectness.data.object_crops import object_crops
 from keras_objectness.data.pipelines import classification_dataset
 from keras_objectness.data.pipelines import keras_cv_dataset
 from keras_objectness.data.pipelines import objectness_dataset
@@ -16,6 +17,7 @@ from keras_objectness.data.pipelines import region_dataset
 from keras_objectness.data.proposals import selective_search_proposals
 from keras_objectness.data.regions import crop_regions
 from keras_objectness.data.regions import sample_regions
+from keras_objectness.data.scene_filters import scenes_of_classes
 from keras_objectness.data.synthetic import single_object_images
 
 __all__ = [
@@ -27,12 +29,14 @@ __all__ = [
     "detection_examples",
     "joint_dataset",
     "keras_cv_dataset",
+    "object_crops",
     "objectness_dataset",
     "pipelines",
     "random_flip_left_right",
     "random_square_crops",
     "region_dataset",
     "sample_regions",
+    "scenes_of_classes",
     "selective_search_proposals",
     "single_object_images",
     "standardize_example",

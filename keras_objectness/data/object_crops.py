@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from keras_objectness.data import regions
 from keras_objectness.layers import _checks
 
 # Flags under `objects` that mark boxes the official protocols ignore.
@@ -99,24 +100,10 @@ def object_crops(
             valid &= tf.reduce_any(labels[:, None] == keep[None, :], axis=1)
         boxes = tf.boolean_mask(boxes, valid)
         labels = tf.boolean_mask(labels, valid)
-        pad_y = (boxes[:, 2] - boxes[:, 0]) * context_padding
-        pad_x = (boxes[:, 3] - boxes[:, 1]) * context_padding
-        padded = tf.stack(
-            [
-                boxes[:, 0] - pad_y,
-                boxes[:, 1] - pad_x,
-                boxes[:, 2] + pad_y,
-                boxes[:, 3] + pad_x,
-            ],
-            axis=-1,
-        )
-        crops = tf.image.crop_and_resize(
-            tf.cast(image[None], tf.float32),
-            padded,
-            tf.zeros_like(labels, tf.int32),
-            (crop_size, crop_size),
-        )
-        crops = tf.cast(tf.clip_by_value(tf.round(crops), 0, 255), tf.uint8)
+        # The cut of `RegionCrops`: what region crops will look like.
+        crops = regions.crop_regions(
+            image[None], boxes[None], crop_size, context_padding
+        )[0]
         return tf.data.Dataset.from_tensor_slices((crops, labels))
 
     def as_example(crop, label):

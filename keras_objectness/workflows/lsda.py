@@ -11,6 +11,7 @@ import tensorflow as tf
 from keras_objectness import data
 from keras_objectness import evaluation
 from keras_objectness import training
+from keras_objectness.adaptation import validate_knn
 from keras_objectness.workflows import classifiers
 from keras_objectness.workflows import finetuning
 from keras_objectness.workflows import gallery
@@ -128,6 +129,9 @@ def run_lsda(
             f"{len(class_split.heldout_classes)} without (A)"
         )
     num_classes = class_split.num_classes
+    if config.method == "lsda":
+        # Before hours of training, not after.
+        validate_knn(config.knn, len(class_split.detection_classes))
 
     with log.stage("classifier"):
         classifier, trained = classifiers.build_classifier(
