@@ -304,17 +304,22 @@ def _validate_chunk_size(chunk_size):
     return int(chunk_size)
 
 
-def automatic_chunk_size(features, num_detection_classes, knn="all"):
+def automatic_chunk_size(
+    features, num_detection_classes, knn="all", num_classes=None
+):
     """Classes per chunk so that one chunk's working set is about 256 MB.
 
     Counts, per class of a chunk, float32 copies of its kernel column
     (slices, the unit column, transposes), its row of distances to B and,
-    for an integer `knn`, its gathered neighbour offsets.
+    for an integer `knn`, its gathered neighbour offsets. With
+    `num_classes`, the working set is also kept below the size of the
+    `(features, num_classes)` kernel (but not below 16 MB).
 
     Args:
         features: int. Rows of the kernel.
         num_detection_classes: int. `|B|`.
         knn: int or `"all"`.
+        num_classes: int or `None`. `K`.
 
     Returns:
         A positive int.
@@ -322,7 +327,10 @@ def automatic_chunk_size(features, num_detection_classes, knn="all"):
     per_class = 6 * features + 3 * num_detection_classes
     if knn != "all":
         per_class += 2 * min(knn, _SLOT_GROUP) * (features + 1)
-    return max(1, _CHUNK_BYTES // (4 * per_class))
+    budget = _CHUNK_BYTES
+    if num_classes is not None:
+        budget = min(budget, max(4 * features * num_classes, 2**24))
+    return max(1, budget // (4 * per_class))
 
 
 def _concatenate(pieces, axis):
@@ -362,7 +370,9 @@ def _adapted_columns(
     is_b = np.zeros((num_classes,), dtype=bool)
     is_b[b_ids] = True
     if chunk_size is None:
-        chunk_size = automatic_chunk_size(features, b_ids.size, knn or "all")
+        chunk_size = automatic_chunk_size(
+            features, b_ids.size, knn or "all", num_classes
+        )
     chunks = [
         (start, min(start + chunk_size, num_classes))
         for start in range(0, num_classes, chunk_size)

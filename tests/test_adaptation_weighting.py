@@ -270,6 +270,13 @@ def test_automatic_chunk_size():
     per_class = 4 * (6 * 4096 + 3 * 1000 + 2 * 5 * 4097)
     assert automatic_chunk_size(4096, 1000, 5) == 2**28 // per_class
     assert automatic_chunk_size(10**9, 10**9, 5) == 1
+    # Below the kernel's size for a small kernel, down to 16 MB.
+    assert automatic_chunk_size(4096, 1000, 5, num_classes=100_000) == (
+        automatic_chunk_size(4096, 1000, 5)
+    )
+    assert automatic_chunk_size(256, 100, "all", num_classes=2000) == (
+        2**24 // (4 * (6 * 256 + 3 * 100))
+    )
 
 
 def test_adapt_classifier_similarity_and_chunks():
