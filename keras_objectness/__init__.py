@@ -5,6 +5,7 @@ from keras_objectness import _startup  # noqa: F401  isort: skip
 from keras_objectness import callbacks
 from keras_objectness import data
 from keras_objectness import evaluation
+from keras_objectness import export
 from keras_objectness import layers
 from keras_objectness import models
 from keras_objectness import training
@@ -22,6 +23,7 @@ __all__ = [
     "callbacks",
     "data",
     "evaluation",
+    "export",
     "layers",
     "models",
     "training",

@@ -111,8 +111,10 @@ def objectness_inference_model(detector, **decoder_kwargs):
         name=f"{detector.name}_decoder",
         **decoder_kwargs,
     )
+    # One input tensor, not a list of one: `model.export` then gives a
+    # `serve` endpoint that takes the images themselves.
     return keras.Model(
-        detector.inputs,
+        detector.inputs[0],
         decoder(detector.outputs[0]),
         name=f"{detector.name}_inference",
     )
