@@ -33,6 +33,7 @@ def detection_network(
     background_initializer="zeros",
     train_detection_classes=True,
     copy_classifier=True,
+    mask_heldout_classes=True,
     name="detector",
 ):
     """Turns a trained image classifier into a `K + 1`-way detection network.
@@ -104,6 +105,11 @@ def detection_network(
             (layers cloned, weights copied) so that training the network
             never changes `classifier`; if `False`, share the classifier's
             layers and weights. Defaults to `True`.
+        mask_heldout_classes: bool. Passed to the head: if `True` (LSDA),
+            the held-out classes' logits are masked in training; `False`
+            for losses that mask per example, such as
+            `keras_objectness.losses.JointDetectionLoss`. Defaults to
+            `True`.
         name: str. Model name; the head is named
             `f"{name}_background_head"`. Defaults to `"detector"`.
 
@@ -153,6 +159,7 @@ def detection_network(
         output_mode=output_mode,
         background_initializer=background_initializer,
         train_detection_classes=train_detection_classes,
+        mask_heldout_classes=mask_heldout_classes,
         dtype=layer.dtype_policy,
         name=f"{name}_background_head",
     )
@@ -176,7 +183,7 @@ def detection_network(
         features = to_features(features)
     outputs = head(features)
     _initialize_head(head, kernel, bias)
-    return keras.Model(graph.inputs, outputs, name=name)
+    return keras.Model(graph.input, outputs, name=name)
 
 
 def _functional_graph(classifier):

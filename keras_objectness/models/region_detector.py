@@ -3,6 +3,9 @@
 import keras
 
 from keras_objectness.adaptation import find_background_head
+from keras_objectness.layers.batched_time_distributed import (
+    BatchedTimeDistributed,
+)
 from keras_objectness.layers.box_bin_softmax import BoxBinSoftmax
 from keras_objectness.layers.region_crops import RegionCrops
 from keras_objectness.layers.region_detections import RegionDetections
@@ -38,7 +41,9 @@ def region_detector(
     Args:
         detection_network: `keras.Model` from crops to a `BackgroundHead`
             output, e.g. from `keras_objectness.models.detection_network`
-            after fine-tuning (and `adapt_classifier`).
+            after fine-tuning (and `adapt_classifier`). Its input shape
+            `(size, size, channels)` must be known and square: proposals
+            are cropped and resized to `size` x `size`.
         proposer: optional objectness model (`objectness_detector`, or its
             `objectness_inference_model`). Defaults to `None`.
         image_shape: `(height, width, channels)` of the input images.
@@ -68,7 +73,17 @@ def region_detector(
         - LSDA (`shared/papers/lsda-detection-adaptation.txt`), 3.3.
     """
     head = find_background_head(detection_network)
-    crop_shape = detection_network.inputs[0].shape[1:]
+    crop_shape = tuple(detection_network.inputs[0].shape[1:])
+    if (
+        len(crop_shape) != 3
+        or crop_shape[0] is None
+        or crop_shape[0] != crop_shape[1]
+    ):
+        raise ValueError(
+            "`detection_network` must take square images of a known size, "
+            "`(size, size, channels)`: the crops it scores are that size. "
+            f"Received: detection_network with input shape {crop_shape}"
+        )
     if proposer is not None:
         proposer_shape = proposer.inputs[0].shape[1:]
         image_shape = tuple(image_shape or proposer_shape)
@@ -93,7 +108,9 @@ def region_detector(
     crops = RegionCrops(crop_shape[0], context_padding, name=f"{name}_crops")(
         images, boxes
     )
-    scores = keras.layers.TimeDistributed(
+    # One call of the network on all crops (a TimeDistributed would trace
+    # one copy of it per proposal).
+    scores = BatchedTimeDistributed(
         _scoring_model(detection_network, head), name=f"{name}_scores"
     )(crops)
     detections = RegionDetections(

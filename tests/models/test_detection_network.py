@@ -6,9 +6,13 @@ import numpy as np
 import pytest
 
 import keras_objectness
+from keras_objectness.adaptation import find_background_head
+from keras_objectness.callbacks import DetectorAdapter
 from keras_objectness.class_split import ClassSplit
 from keras_objectness.layers import BackgroundHead
+from keras_objectness.layers import RegionCrops
 from keras_objectness.models import detection_network
+from keras_objectness.models import region_detector
 from tests.lsda_helpers import DETECTION_CLASSES
 from tests.lsda_helpers import FEATURES
 from tests.lsda_helpers import NUM_CLASSES
@@ -217,9 +221,17 @@ def _softmax(logits):
 def _class_logits(detector, x):
     """The head's `K + 1` logits, from the features it receives."""
     head = detector.get_layer("detector_background_head")
-    features = keras.Model(detector.inputs, head.input).predict(x, verbose=0)
+    # Called eagerly: tracing a `predict` of a large model costs more.
+    features = _eager(keras.Model(detector.input, head.input), x)
     kernel = keras.ops.convert_to_numpy(head.kernel)
     return features @ kernel + keras.ops.convert_to_numpy(head.bias)
+
+
+def _eager(model, x):
+    """`model(x)` at inference, as numpy (a pytree of numpy arrays)."""
+    return keras.tree.map_structure(
+        keras.ops.convert_to_numpy, model(x, training=False)
+    )
 
 
 def _randomize(layer, seed=0):
@@ -440,3 +452,144 @@ def test_refuses_unbuilt_sequential_and_subclassed_models():
     model(np.zeros((1, 5), "float32"))
     with pytest.raises(ValueError, match="`classifier` must be a functional"):
         detection_network(model, (0,))
+
+
+# === Foreign classifiers end to end: fine-tune, adapt, detect, save ===
+
+SIZE = 32
+
+
+def _applications(builder, **kwargs):
+    def make():
+        return builder(
+            input_shape=(SIZE, SIZE, 3), weights=None, classes=K, **kwargs
+        )
+
+    return make
+
+
+def _small_sequential():
+    return keras.Sequential(
+        [
+            keras.Input((SIZE, SIZE, 3)),
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.Conv2D(8, 3, strides=2, activation="relu"),
+            keras.layers.BatchNormalization(),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dropout(0.2),
+            keras.layers.Dense(K, activation="softmax", name="fc8"),
+        ],
+        name="small_sequential",
+    )
+
+
+class _HeadRecorder(keras.callbacks.Callback):
+    """Keeps the head's weights at the end of `fit`, before adaptation."""
+
+    def on_train_end(self, logs=None):
+        head = find_background_head(self.model)
+        self.kernel = head.kernel.numpy().copy()
+        self.bias = head.bias.numpy().copy()
+
+
+@pytest.mark.large
+@pytest.mark.parametrize(
+    "make, class_layer, outputs_logits",
+    [
+        (_applications(keras.applications.ResNet50), "predictions", False),
+        # Logits out (no softmax): also a valid classifier.
+        (
+            _applications(
+                keras.applications.EfficientNetB0, classifier_activation=None
+            ),
+            "predictions",
+            True,
+        ),
+        # A 1x1 Conv2D "logits" + Flatten + Activation head, no Dense.
+        (_applications(keras.applications.MobileNetV3Small), "logits", False),
+        (_small_sequential, "fc8", False),
+    ],
+    ids=["resnet50", "efficientnetb0", "mobilenetv3small", "sequential"],
+)
+def test_foreign_classifier_end_to_end(make, class_layer, outputs_logits):
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    classifier = make()
+    _randomize(classifier.get_layer(class_layer))
+    images = rng.uniform(0, 255, (8, SIZE, SIZE, 3)).astype("float32")
+    expected = _eager(classifier, images)
+    before = [w.numpy().copy() for w in classifier.weights]
+
+    network = detection_network(classifier, B)
+    head = find_background_head(network)
+    logits = _class_logits(network, images)
+    if outputs_logits:
+        np.testing.assert_allclose(logits[:, :K], expected, atol=1e-4)
+    else:
+        np.testing.assert_allclose(_softmax(logits[:, :K]), expected, atol=1e-5)
+    np.testing.assert_array_equal(logits[:, K], 0.0)
+    initial_kernel = head.kernel.numpy().copy()
+    initial_bias = head.bias.numpy().copy()
+
+    # Fine-tune on regions of B and background, then adapt A.
+    # Tracing the training step of a large network takes minutes on a
+    # small CPU; eager steps compute the same. The Sequential is compiled.
+    network.compile(
+        keras.optimizers.Adam(1e-3),
+        "sparse_categorical_crossentropy",
+        run_eagerly=not isinstance(classifier, keras.Sequential),
+    )
+    labels = np.array(B + (K,), "int32")[np.arange(8) % 3]
+    recorder = _HeadRecorder()
+    network.fit(
+        images,
+        labels,
+        batch_size=4,
+        epochs=1,
+        verbose=0,
+        callbacks=[recorder, DetectorAdapter(knn=1)],
+    )
+    # The masked training left A's columns exactly as they were.
+    np.testing.assert_array_equal(recorder.kernel[:, A], initial_kernel[:, A])
+    np.testing.assert_array_equal(recorder.bias[list(A)], initial_bias[list(A)])
+    assert not np.allclose(recorder.kernel[:, K], initial_kernel[:, K])
+    np.testing.assert_array_equal(
+        head.classification_kernel.numpy(), initial_kernel[:, :K]
+    )
+    # Adaptation moved A by the offsets learnt on B.
+    assert not np.allclose(head.kernel.numpy()[:, A], initial_kernel[:, A])
+    # The user's classifier is untouched.
+    for weight, value in zip(classifier.weights, before):
+        np.testing.assert_array_equal(weight.numpy(), value)
+
+    # Detect on two images with given proposals (one padding row).
+    detector = region_detector(
+        network, image_shape=(48, 48, 3), max_proposals=3, max_detections=8
+    )
+    scenes = rng.uniform(0, 255, (2, 48, 48, 3)).astype("float32")
+    proposals = np.array(
+        [[[0.0, 0.0, 0.6, 0.6], [0.3, 0.2, 1.0, 0.9], [-1.0] * 4]] * 2,
+        "float32",
+    )
+    detections = _eager(detector, [scenes, proposals])
+    assert detections["boxes"].shape == (2, 8, 4)
+    assert np.all(detections["num_detections"] > 0)
+    # The best detection is the best LSDA score of the network on a crop.
+    crops = RegionCrops(SIZE, 0.1)(scenes, proposals[:, :2])
+    crops = keras.ops.convert_to_numpy(crops).reshape(-1, SIZE, SIZE, 3)
+    crop_logits = _class_logits(network, crops)
+    scores = (crop_logits[:, :K] - crop_logits[:, K:]).reshape(2, -1)
+    np.testing.assert_allclose(
+        detections["confidence"][:, 0],
+        1 / (1 + np.exp(-scores.max(axis=1))),
+        rtol=1e-4,
+        atol=1e-5,
+    )
+
+    # A `.keras` round trip in safe mode gives the same outputs.
+    wanted = _eager(network, images)
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "network.keras")
+        network.save(path)
+        restored = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_array_equal(_eager(restored, images), wanted)

@@ -91,3 +91,25 @@ def test_confidence_is_sigmoid_of_lsda_score():
 def test_needs_image_shape_without_proposer():
     with pytest.raises(ValueError, match="`image_shape`"):
         region_detector(_adapted_network())
+
+
+def test_crop_size_comes_from_the_network_input():
+    # A Sequential classifier's network: crops take its 8x8 input size.
+    classifier = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(NUM_CLASSES, activation="softmax"),
+        ]
+    )
+    network = detection_network(classifier, DETECTION_CLASSES)
+    detector = region_detector(network, image_shape=(16, 16, 3))
+    assert detector.get_layer("region_detector_crops").crop_size == 8
+    # Unknown or non-square inputs cannot give the crop size.
+    for shape in ((None, None, 3), (8, 6, 3)):
+        images = keras.Input(shape)
+        pooled = keras.layers.GlobalAveragePooling2D()(images)
+        classifier = keras.Model(images, keras.layers.Dense(3)(pooled))
+        network = detection_network(classifier, (0,))
+        with pytest.raises(ValueError, match="`detection_network` must take"):
+            region_detector(network, image_shape=(16, 16, 3))
