@@ -378,10 +378,7 @@ def _source(args):
     if args.coco_json:
         if not args.images_dir:
             raise ValueError("`--coco-json` needs `--images-dir`.")
-        source_class = getattr(workflows, "CocoJsonSource", None)
-        if source_class is None:
-            raise ValueError("COCO JSON input is not available in this build.")
-        return source_class(
+        return workflows.CocoDataSource(
             args.coco_json,
             args.images_dir,
             test_fraction=args.test_fraction,

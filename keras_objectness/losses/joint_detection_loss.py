@@ -129,6 +129,12 @@ class JointDetectionLoss(keras.losses.Loss):
             examples' loss. Defaults to `1.0`.
         from_logits: bool. Whether `y_pred` holds logits (`True`) or
             probabilities (`False`). Defaults to `False`.
+        classification_against_background: bool. If `True`, the
+            classification examples' cross entropy runs over all `K + 1`
+            outputs, background included: an image-labelled example of
+            class `c` then also teaches that it is no background, which is
+            what held-out classes need to stand out from the background
+            (their columns see no region crop). Defaults to `False`.
         reduction: as in `keras.losses.Loss`. Defaults to
             `"sum_over_batch_size"`.
         name: str. Defaults to `"joint_detection_loss"`.
@@ -168,6 +174,7 @@ class JointDetectionLoss(keras.losses.Loss):
         detection_classes,
         classification_weight=1.0,
         from_logits=False,
+        classification_against_background=False,
         reduction="sum_over_batch_size",
         name="joint_detection_loss",
         dtype=None,
@@ -198,11 +205,20 @@ class JointDetectionLoss(keras.losses.Loss):
                 "`from_logits` must be a bool. "
                 f"Received: from_logits={from_logits!r}"
             )
+        if not isinstance(classification_against_background, (bool, np.bool_)):
+            raise ValueError(
+                "`classification_against_background` must be a bool. "
+                "Received: classification_against_background="
+                f"{classification_against_background!r}"
+            )
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.num_classes = num_classes
         self.detection_classes = split.detection_classes
         self.classification_weight = float(classification_weight)
         self.from_logits = bool(from_logits)
+        self.classification_against_background = bool(
+            classification_against_background
+        )
         # Which of the K + 1 outputs each kind of example keeps.
         detection_keep = np.zeros((num_classes + 1,), dtype=bool)
         detection_keep[list(self.detection_classes)] = True
@@ -249,6 +265,8 @@ class JointDetectionLoss(keras.losses.Loss):
         # Every example's kept outputs: B and background for detection
         # examples, the K classes for classification examples.
         classification_keep = np.arange(k + 1) < k
+        if self.classification_against_background:
+            classification_keep = np.ones((k + 1,), bool)
         keep = ops.where(
             is_classification[:, None],
             ops.convert_to_tensor(classification_keep)[None],
@@ -304,6 +322,9 @@ class JointDetectionLoss(keras.losses.Loss):
                 "detection_classes": self.detection_classes,
                 "classification_weight": self.classification_weight,
                 "from_logits": self.from_logits,
+                "classification_against_background": (
+                    self.classification_against_background
+                ),
                 "dtype": self._dtype_policy.name,
             }
         )

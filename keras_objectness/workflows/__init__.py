@@ -10,6 +10,7 @@ from keras_objectness.workflows.classifiers import build_classifier
 from keras_objectness.workflows.classifiers import train_classifier
 from keras_objectness.workflows.config import PROPOSAL_SOURCES
 from keras_objectness.workflows.config import WorkflowConfig
+from keras_objectness.workflows.data_source import CocoDataSource
 from keras_objectness.workflows.data_source import DataSource
 from keras_objectness.workflows.data_source import TfdsSource
 from keras_objectness.workflows.finetuning import METHODS
@@ -21,6 +22,18 @@ from keras_objectness.workflows.lsda import classification_examples
 from keras_objectness.workflows.lsda import make_strategy
 from keras_objectness.workflows.lsda import run_lsda
 from keras_objectness.workflows.lsda import test_arrays
+from keras_objectness.workflows.objectness import classifier_from_detector
+from keras_objectness.workflows.objectness import draw_objectness_gallery
+from keras_objectness.workflows.objectness import evaluate_objectness
+from keras_objectness.workflows.objectness import load_split
+from keras_objectness.workflows.objectness import objectness_backbone
+from keras_objectness.workflows.objectness import objectness_box_space
+from keras_objectness.workflows.objectness import objectness_grid
+from keras_objectness.workflows.objectness import plot_precision_recall
+from keras_objectness.workflows.objectness import pretrain_classifier
+from keras_objectness.workflows.objectness import run_objectness
+from keras_objectness.workflows.objectness import train_objectness
+from keras_objectness.workflows.objectness import validation_arrays
 from keras_objectness.workflows.progress import StageLog
 from keras_objectness.workflows.proposals import make_proposals
 from keras_objectness.workflows.proposals import proposer_box_space
@@ -31,6 +44,7 @@ from keras_objectness.workflows.scoring import evaluate_detections
 from keras_objectness.workflows.scoring import region_scores_model
 
 __all__ = [
+    "CocoDataSource",
     "DataSource",
     "METHODS",
     "PROPOSAL_SOURCES",
@@ -39,19 +53,31 @@ __all__ = [
     "WorkflowConfig",
     "build_classifier",
     "classification_examples",
+    "classifier_from_detector",
     "detect_on_proposals",
     "detection_network_copy",
     "draw_gallery",
+    "draw_objectness_gallery",
     "evaluate_detections",
+    "evaluate_objectness",
     "finetune_detector",
+    "load_split",
     "make_proposals",
     "make_strategy",
+    "objectness_backbone",
+    "objectness_box_space",
+    "objectness_grid",
+    "plot_precision_recall",
+    "pretrain_classifier",
     "proposer_box_space",
     "region_batches",
     "region_scores_model",
     "run_lsda",
+    "run_objectness",
     "sliding_windows",
     "test_arrays",
     "train_classifier",
+    "train_objectness",
     "train_proposer",
+    "validation_arrays",
 ]

@@ -248,12 +248,26 @@ class TfdsSource(DataSource):
 
 
 def boxed_classes(dataset, num_classes):
-    """The sorted ids of the classes with at least one box in `dataset`."""
+    """The sorted ids of the classes with a usable box in `dataset`.
+
+    Crowd (`is_crowd`) and difficult (`is_difficult`) boxes do not count:
+    training never uses them as positives.
+    """
+    flags = [
+        name
+        for name in ("is_crowd", "is_difficult")
+        if name in dataset.element_spec["objects"]
+    ]
+
+    def usable_labels(example):
+        objects = example["objects"]
+        keep = tf.ones_like(objects["label"], tf.bool)
+        for name in flags:
+            keep &= tf.logical_not(tf.cast(objects[name], tf.bool))
+        return tf.boolean_mask(objects["label"], keep)
+
     seen = np.zeros((num_classes,), dtype=bool)
-    labels = dataset.map(
-        lambda example: example["objects"]["label"],
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
+    labels = dataset.map(usable_labels, num_parallel_calls=tf.data.AUTOTUNE)
     for batch in labels.ragged_batch(1024):
         values = batch.flat_values.numpy()
         seen[values[(values >= 0) & (values < num_classes)]] = True
@@ -278,3 +292,86 @@ def _class_id(item, names):
         f"({', '.join(names[:30])}{', ...' if len(names) > 30 else ''}). "
         f"Received: {item!r}"
     )
+
+
+class CocoDataSource(DataSource):
+    """A COCO-format JSON file and its image folder, as a workflow source.
+
+    What annotation tools export: `keras_objectness.data.coco_json_dataset`
+    reads it. Its images are split once, by a seeded draw, into training
+    scenes (`"detection_train"`) and test scenes (`"test"`); the
+    classification roles are crops of the annotated objects of each
+    (`keras_objectness.data.object_crops`).
+
+    Args:
+        annotation_file: path of the COCO-format JSON.
+        image_dir: folder holding its images (`file_name` relative to it).
+        test_fraction: float in `(0, 1)`. Share of images held out for
+            testing. Defaults to `0.2`.
+        seed: int. Seed of the split. Defaults to `0`.
+        max_examples: optional cap on every training role.
+
+    Example:
+
+    ```python
+    source = CocoDataSource("labels.json", "photos/")
+    split = source.class_split("boxed")
+    ```
+    """
+
+    def __init__(
+        self,
+        annotation_file,
+        image_dir,
+        test_fraction=0.2,
+        seed=0,
+        max_examples=None,
+    ):
+        from keras_objectness.data import coco_json
+
+        if (
+            isinstance(test_fraction, bool)
+            or not isinstance(test_fraction, (int, float))
+            or not 0.0 < test_fraction < 1.0
+        ):
+            raise ValueError(
+                "`test_fraction` must be a number in (0, 1). "
+                f"Received: test_fraction={test_fraction!r}"
+            )
+        super().__init__(
+            {"detection_train": "train", "test": "test"}, max_examples
+        )
+        self.reader = coco_json.CocoJsonSource(annotation_file, image_dir)
+        count = self.reader.num_images
+        if count < 2:
+            raise ValueError(
+                "`annotation_file` must list at least 2 images (some to "
+                f"train on, some to test). Received: {count} image(s) in "
+                f"{annotation_file!r}"
+            )
+        rng = np.random.default_rng(seed)
+        test = np.zeros((count,), dtype=bool)
+        num_test = min(max(int(round(test_fraction * count)), 1), count - 1)
+        test[rng.permutation(count)[:num_test]] = True
+        self._is_test = tf.constant(test)
+        self.description = f"The COCO JSON {os.fspath(annotation_file)!r}"
+
+    def prepare(self):
+        return self
+
+    @property
+    def split_names(self):
+        return ("train", "test")
+
+    @property
+    def class_names(self):
+        return tuple(self.reader.class_names)
+
+    def _load(self, split):
+        want_test = split == "test"
+        table = self._is_test
+        dataset = self.reader.as_dataset().enumerate()
+        dataset = dataset.filter(
+            lambda index, example: tf.equal(table[index], want_test)
+        )
+        return dataset.map(lambda index, example: example)
