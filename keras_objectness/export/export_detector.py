@@ -14,9 +14,9 @@ _GENERIC_KEYS = ("boxes", "confidence", "num_detections")
 _ONNX_REASON = (
     "`format='onnx'` is not supported: the detectors' non-max suppression "
     "(keras-cv's `NonMaxSuppression`, inside `RegionDetections` and "
-    "`BoxBinDecoder`) lowers `keras.ops.argmax` to a TensorFlow `Bitcast` "
-    "that tf2onnx cannot convert, and the converter does not fail at export "
-    "time: the file only fails to load in onnxruntime. Export "
+    "`BoxBinDecoder`) lowers `keras.ops.argmax` to TensorFlow `Bitcast` and "
+    "`BitwiseAnd` ops that tf2onnx (1.17) cannot convert, yet it still "
+    "writes a file (exit status 0) that onnxruntime refuses. Export "
     "`format='tf_saved_model'` (servable with TensorFlow alone), or convert "
     "the network without NMS (e.g. the `objectness_detector` or the "
     "detection network) and run NMS outside. Received: format='onnx'"
