@@ -77,8 +77,9 @@ class JointDetectionLoss(keras.losses.Loss):
       Their cross entropy is over the `K` object classes, the background
       excluded and the rest renormalised: with probabilities `p`,
       `-log p_y + log(1 - p_background)`. The background output gets
-      exactly zero gradient from them. Their loss is multiplied by
-      `classification_weight`.
+      exactly zero gradient from them (unless
+      `classification_against_background`, which keeps the background in
+      their softmax). Their loss is multiplied by `classification_weight`.
 
     So the layers shared by both keep serving A while the detector learns
     B against the background, and A's output columns follow the changing
