@@ -133,7 +133,7 @@ def detection_network(
           Adaptation](https://arxiv.org/abs/1407.5035), section 3.2.
     """
     # === Config ===
-    graph = _functional_graph(classifier)
+    graph = _functional_graph(classifier, fresh_input=False)
     if not isinstance(copy_classifier, (bool, np.bool_)):
         raise ValueError(
             "`copy_classifier` must be a bool. Received: "
@@ -147,7 +147,8 @@ def detection_network(
     # on the copy, whose layers have the same names and structure.
     _class_layer(graph, output_layer_name)
     if copy_classifier:
-        graph = _functional_graph(_copy(classifier))
+        classifier = _copy(classifier)
+    graph = _functional_graph(classifier, fresh_input=True)
     layer, features, pooling = _class_layer(graph, output_layer_name)
     kernel, bias = _class_weights(layer)
     units = kernel.shape[1]
@@ -186,8 +187,13 @@ def detection_network(
     return keras.Model(graph.input, outputs, name=name)
 
 
-def _functional_graph(classifier):
-    """The functional graph of a functional or built Sequential model."""
+def _functional_graph(classifier, fresh_input):
+    """The functional graph of a functional or built Sequential model.
+
+    With `fresh_input`, a Sequential's layers are called once more, on an
+    input of any batch size (a Sequential built by a call on data has that
+    batch size fixed); without, its own graph is returned (to inspect it).
+    """
     if isinstance(classifier, keras.Sequential):
         if getattr(classifier, "_functional", None) is None:
             raise ValueError(
@@ -195,8 +201,10 @@ def _functional_graph(classifier):
                 "with `keras.Input(shape)` or call `build(input_shape)`. "
                 f"Received: unbuilt classifier={classifier.name!r}"
             )
-        # Its layers called once more, on an input of any batch size (a
-        # Sequential built by a call on data has that batch size fixed).
+        graph = classifier._functional
+    else:
+        graph = classifier
+    if isinstance(classifier, keras.Sequential) and fresh_input:
         source = classifier.inputs[0]
         images = keras.Input(
             source.shape[1:],
@@ -207,8 +215,6 @@ def _functional_graph(classifier):
         for layer in classifier.layers:
             outputs = layer(outputs)
         graph = keras.Model(images, outputs, name=classifier.name)
-    else:
-        graph = classifier
     if (
         not isinstance(graph, keras.Model)
         or not hasattr(graph, "inputs")
@@ -293,7 +299,7 @@ def _walk_from_output(graph):
 
     Returns `(layer, node, path)`: the first layer that is not passed
     through (the class layer if the graph has one), its node, and the
-    layers passed, from the output backwards.
+    `(layer, output tensor)` pairs passed, from the output backwards.
     """
     tensor = graph.outputs[0]
     path = []
@@ -315,7 +321,7 @@ def _walk_from_output(graph):
             ]
         if not passes:
             return layer, node, path
-        path.append(layer)
+        path.append((layer, tensor))
         tensor = inputs
 
 
@@ -335,7 +341,8 @@ def _class_layer(graph, output_layer_name):
                 "unit per class, followed only by activations, dropout, "
                 "flattening or global average pooling. Pass "
                 "`output_layer_name` to name it. Received: classifier whose "
-                f"output comes from {_describe([last] + path[::-1])}"
+                "output comes from "
+                f"{_describe([last] + [step for step, _ in path[::-1]])}"
             )
         layer = last
     else:
@@ -407,7 +414,7 @@ def _check_activations(layer, node, path):
     `path` (given from the output backwards).
     """
     steps = [(layer, node.outputs[0])]
-    steps += [(step, step.output) for step in path[::-1]]
+    steps += path[::-1]
     pooling, softmaxes = None, 0
     for step, output in steps:
         if isinstance(step, _GLOBAL_AVERAGE_POOLING):

@@ -348,6 +348,31 @@ def test_accepts_a_built_sequential(build):
     )
 
 
+def test_sequential_built_by_a_call_without_copying():
+    classifier = keras.Sequential(
+        [
+            keras.layers.Flatten(),
+            keras.layers.Dense(K, name="fc8"),
+            keras.layers.Dropout(0.5),
+            keras.layers.Activation("softmax"),
+        ]
+    )
+    x = _images()
+    classifier(x[:1])  # built by a call: batch size 1 in its own graph
+    expected = classifier.predict(x, verbose=0)
+    detector = detection_network(classifier, B, copy_classifier=False)
+    assert detector.output.shape == (None, K + 1)
+    head = detector.get_layer("detector_background_head")
+    fc8 = classifier.get_layer("fc8")
+    assert head.kernel.shape == (8 * 8 * 3, K + 1)
+    np.testing.assert_array_equal(head.kernel.numpy()[:, :K], fc8.kernel)
+    np.testing.assert_allclose(
+        _softmax(_class_logits(detector, x)[:, :K]), expected, atol=1e-5
+    )
+    # The Sequential still works as before.
+    np.testing.assert_array_equal(classifier.predict(x, verbose=0), expected)
+
+
 def test_copies_the_classifier_by_default():
     classifier = tiny_classifier()
     weights = [w.numpy().copy() for w in classifier.weights]
