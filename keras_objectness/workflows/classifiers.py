@@ -93,6 +93,7 @@ def train_classifier(
     save_freq=50,
     verbose=2,
     strategy=None,
+    top_k=None,
 ):
     """Trains `classifier` on image-labelled examples of all classes.
 
@@ -116,17 +117,36 @@ def train_classifier(
         flip: bool. Random left-right flips.
         backup_dir: resume checkpoints of this training.
         strategy: optional `tf.distribute.Strategy`.
+        top_k: optional int. Also track top-`top_k` accuracy (as
+            `f"top{top_k}_accuracy"`, `"val_..."` on the validation
+            examples). `classifier.history` holds the training's
+            `keras.callbacks.History` when `epochs > 0`.
 
     Returns:
         `(classifier, top-1 accuracy on the validation examples)`.
     """
+    if top_k is not None and (
+        isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1
+    ):
+        raise ValueError(
+            "`top_k` must be a positive integer or None. "
+            f"Received: top_k={top_k!r}"
+        )
     strategy = strategy or tf.distribute.get_strategy()
     crop_size = int(classifier.inputs[0].shape[1])
     with strategy.scope():
+        # Metrics hold variables: made under the strategy too.
+        metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        if top_k is not None:
+            metrics.append(
+                keras.metrics.SparseTopKCategoricalAccuracy(
+                    top_k, name=f"top{top_k}_accuracy"
+                )
+            )
         classifier.compile(
             keras.optimizers.Adam(learning_rate),
             keras.losses.SparseCategoricalCrossentropy(),
-            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+            metrics=metrics,
         )
     validation = data.classification_dataset(
         validation_examples,
@@ -168,7 +188,8 @@ def train_classifier(
         validation_data=validation,
         epochs=epochs,
         backup_dir=backup_dir,
-        save_freq=save_freq,
+        # Step checkpoints need a folder: without one, none at all.
+        save_freq=save_freq if backup_dir is not None else "epoch",
         verbose=progress.keras_verbosity(verbose),
     )
     # Validated after the last epoch: the final weights' accuracy.
