@@ -20,9 +20,13 @@ VOC AP at IoU 0.5 on `test_mixed` (every scene holds classes of both A and
 B), per-class NMS 0.3.
 
 Proposals: 100 per test image from OpenCV selective search by default (the
-paper's source); the objectness detector of `examples.detect_all_classes`
+paper's source); the objectness detector of `keras_objectness.workflows`
 (trained on the boxes of B) and fixed sliding windows are the other
 `--proposal-source` choices, and the recall of all three is reported.
+
+Every step is a function of `keras_objectness.workflows` (the recipe that
+`keras-objectness run` runs), called here with the settings of the run
+that wrote `benchmarks/results/lsda.json`, passed explicitly.
 
 To fit the 2-core budget, convolution features are computed once per
 distinct set of convolution weights: the crops of all proposals are cut
@@ -31,7 +35,9 @@ cached conv5 features of the training regions (the region pipeline draws
 the same seeded regions every epoch, so this is the same training), and
 every row scores cached conv5 features with its own fc6, fc7 and head
 before the same per-class NMS as `region_detector`. The JSON records a
-check of this path against `region_detector` on a few images.
+check of this path against `workflows.detect_on_proposals` (the same
+crops, scores and NMS as `region_detector`, over the whole network) on a
+few images.
 
     python -m benchmarks.reproduce_lsda --help
     python -m benchmarks.reproduce_lsda --data-dir runs/tfds
@@ -57,10 +63,14 @@ import numpy as np
 from keras import ops
 
 import keras_objectness as ko
-from examples import detect_all_classes as lsda
+from keras_objectness import workflows
+from keras_objectness.adaptation import find_background_head
+from keras_objectness.workflows.classifiers import BACKBONE
+from keras_objectness.workflows.lsda import machine
+from keras_objectness.workflows.proposals import SILHOUETTE_BOX_SPACE
 
-FC6 = f"{lsda.BACKBONE}_fc6"
-FC7 = f"{lsda.BACKBONE}_fc7"
+FC6 = f"{BACKBONE}_fc6"
+FC7 = f"{BACKBONE}_fc7"
 NO_ADAPT = "No adapt (classification network)"
 FULL = "fcbgrnd,layers1-7,fcB"
 KNN5 = "fcbgrnd,layers1-7,fcB + Avg NN (k=5)"
@@ -117,7 +127,7 @@ def parse_args(argv=None):
     parser.add_argument("--proposals", type=int, default=100)
     parser.add_argument(
         "--proposal-source",
-        choices=lsda.PROPOSAL_SOURCES,
+        choices=workflows.PROPOSAL_SOURCES,
         default="selective_search",
         help="proposals scored by every row; the recall of all sources is "
         "reported for the first test split",
@@ -138,33 +148,69 @@ def parse_args(argv=None):
     )
     parser.add_argument("--max-test-images", type=int, default=None)
     parser.add_argument("--max-train-examples", type=int, default=None)
+    parser.add_argument(
+        "--backup-dir",
+        default=os.path.join("runs", "reproduce_lsda", "backup"),
+        help="resume checkpoints of the trainings (removed when each ends): "
+        "a killed run started again with the same flags continues",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--verbose", type=int, default=0)
+    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=0)
     return parser.parse_args(argv)
 
 
-def example_args(args):
-    """The options of `examples.detect_all_classes` for this run."""
-    options = [
-        f"--data-dir={args.data_dir}",
-        f"--config={args.config}",
-        f"--classifier-epochs={args.classifier_epochs}",
-        f"--proposer-epochs={args.proposer_epochs}",
-        f"--finetune-epochs={args.finetune_epochs}",
-        f"--batch-size={args.batch_size}",
-        f"--learning-rate={args.learning_rate}",
-        f"--finetune-learning-rate={args.finetune_learning_rate}",
-        f"--regions-per-image={args.regions_per_image}",
-        f"--positive-fraction={args.positive_fraction}",
-        f"--proposals={args.proposals}",
-        f"--proposal-source={args.proposal_source}",
-        f"--proposal-iou={args.proposal_iou}",
-        f"--seed={args.seed}",
-        f"--verbose={args.verbose}",
-    ]
-    if args.max_train_examples:
-        options.append(f"--max-train-examples={args.max_train_examples}")
-    return lsda.parse_args(options)
+def recipe(args):
+    """The workflow settings of this run, every one of them explicit.
+
+    The flags' defaults and the constants here are those of the run that
+    wrote `benchmarks/results/lsda.json`; `WorkflowConfig` checks them
+    and the JSON records them. As `keras-objectness run` settings they
+    give the table's "No adapt" and "Avg NN (k=5)" rows.
+    """
+    return workflows.WorkflowConfig(
+        output_dir=args.output_dir,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        classifier="alexnet_small",
+        crop_size=32,
+        classifier_epochs=args.classifier_epochs,
+        classifier_min_crop=0.75,
+        dropout_rate=0.2,
+        learning_rate=args.learning_rate,
+        proposal_source=args.proposal_source,
+        proposals=args.proposals,
+        proposer_epochs=args.proposer_epochs,
+        proposer_image_size=64,
+        proposal_iou=args.proposal_iou,
+        method="lsda",
+        knn=5,
+        finetune_epochs=args.finetune_epochs,
+        finetune_learning_rate=args.finetune_learning_rate,
+        regions_per_image=args.regions_per_image,
+        positive_fraction=args.positive_fraction,
+        flip=True,
+        iou_threshold=0.3,
+        max_test_images=args.max_test_images,
+        gallery_images=6,
+        save_freq=50,
+        backup_dir=args.backup_dir,
+        verbose=args.verbose,
+    )
+
+
+def training_options(config, name, learning_rate):
+    """The keyword arguments every workflow training takes."""
+    return dict(
+        batch_size=config.batch_size,
+        learning_rate=learning_rate,
+        flip=config.flip,
+        seed=config.seed,
+        # One folder per training: a restarted benchmark must not resume
+        # one training from another's checkpoint.
+        backup_dir=os.path.join(config.backup_dir, name),
+        save_freq=config.save_freq,
+        verbose=config.verbose,
+    )
 
 
 class Timer:
@@ -189,45 +235,82 @@ class Timer:
 
 
 def run(args):
-    options = example_args(args)
+    config = recipe(args)
     timer = Timer()
-    keras.utils.set_random_seed(args.seed)
-    info = lsda.prepare_dataset(options)
-    num_classes = info.features["objects"]["label"].num_classes
-    class_split = ko.datasets.default_class_split()
+    keras.utils.set_random_seed(config.seed)
+    dataset = f"silhouette_scenes/{args.config}"
+    source = workflows.TfdsSource(
+        dataset, args.data_dir, max_examples=args.max_train_examples
+    )
+    source.prepare()
+    num_classes = source.num_classes
+    class_split = source.class_split()
     timer.lap("dataset")
 
-    classifier, accuracy = lsda.train_classifier(options, num_classes)
+    classifier, _ = workflows.build_classifier(
+        config.classifier, num_classes, config.crop_size, config.dropout_rate
+    )
+    classifier, accuracy = workflows.train_classifier(
+        classifier,
+        workflows.classification_examples(
+            source, "classification_train", config.crop_size
+        ),
+        workflows.classification_examples(
+            source, "classification_validation", config.crop_size
+        ),
+        num_classes,
+        epochs=config.classifier_epochs,
+        min_crop=config.classifier_min_crop,
+        **training_options(config, "classifier", config.learning_rate),
+    )
     print(f"classifier top-1 accuracy: {accuracy:.3f}")
     timer.lap("classifier")
     # The objectness proposer is trained (boxes of B only) in every run,
     # so its recall is reported whichever source the rows use.
-    proposer = lsda.train_proposer(options, num_classes)
+    proposer = workflows.train_proposer(
+        source.load("detection_train"),
+        num_classes,
+        class_split.detection_classes,
+        epochs=config.proposer_epochs,
+        image_size=config.proposer_image_size,
+        box_space=ko.BoxSpace(**SILHOUETTE_BOX_SPACE),
+        **training_options(config, "proposer", config.learning_rate),
+    )
     timer.lap("proposer")
 
     tests, recalls = {}, {}
     for split in args.test_splits:
-        images, ground_truth = lsda.test_examples(
-            options, split, args.max_test_images
+        images, ground_truth = workflows.test_arrays(
+            workflows.TfdsSource(
+                dataset, args.data_dir, splits={"test": split}
+            ),
+            config.max_test_images,
         )
-        sources = (
-            lsda.PROPOSAL_SOURCES
+        kinds = (
+            workflows.PROPOSAL_SOURCES
             if split == args.test_splits[0]
-            else (args.proposal_source,)
+            else (config.proposal_source,)
         )
-        for source in sources:
-            candidates = lsda.make_proposals(options, proposer, images, source)
-            recall = lsda.proposal_recall(candidates, ground_truth)
-            recalls.setdefault(split, {})[source] = round(recall, 4)
+        for kind in kinds:
+            candidates = workflows.make_proposals(
+                images,
+                kind,
+                config.proposals,
+                proposer,
+                config.proposal_iou,
+                verbose=config.verbose > 0,
+            )
+            recall = ko.evaluation.proposal_recall(candidates, ground_truth)
+            recalls.setdefault(split, {})[kind] = round(recall, 4)
             print(
-                f"{split}: {len(images)} images, {args.proposals} {source} "
+                f"{split}: {len(images)} images, {config.proposals} {kind} "
                 f"proposals each: recall {recall:.3f} at IoU 0.5",
                 flush=True,
             )
-            if source == args.proposal_source:
+            if kind == config.proposal_source:
                 proposals = candidates
         tests[split] = RegionCache(
-            images, ground_truth, proposals, recalls[split]
+            images, ground_truth, proposals, recalls[split], config.crop_size
         )
     timer.lap("proposals and test crops")
 
@@ -237,7 +320,7 @@ def run(args):
         rows[name] = {}
         for split, test in tests.items():
             found = test.detect(network)
-            rows[name][split] = lsda.evaluate(
+            rows[name][split] = workflows.evaluate_detections(
                 found, test.ground_truth, class_split
             )
             if split == args.test_splits[0]:
@@ -249,35 +332,44 @@ def run(args):
 
     # Rows whose convolutions stay frozen train fc6/fc7/the head on cached
     # conv features of one epoch of region crops (see `train_top`).
-    crops, labels = region_arrays(options, class_split)
+    crops, labels = region_arrays(config, source, class_split)
     classifier_trunk = trunk_model(classifier)
     features = classifier_trunk.predict(crops, batch_size=512, verbose=0)
     timer.lap(f"cached {len(labels)} training regions")
     for name, layers, train_b in FINETUNED_ROWS:
-        keras.utils.set_random_seed(args.seed)
+        keras.utils.set_random_seed(config.seed)
         adapter = ko.callbacks.DetectorAdapter(adapt_output_layer=False)
-        network = lsda.detection_network_copy(
-            options,
+        network = workflows.detection_network_copy(
             classifier,
-            class_split,
+            class_split.detection_classes,
+            learning_rate=config.finetune_learning_rate,
             trainable_layers=layers,
             train_detection_classes=train_b,
-            callbacks=[adapter],
         )
-        train_top(options, network, features, labels, [adapter])
+        train_top(config, network, features, labels, [adapter])
         if weights_key(trunk_model(network)) != weights_key(classifier_trunk):
             raise RuntimeError(f"The convolutions of row {name!r} moved.")
         score(name, network)
 
-    keras.utils.set_random_seed(args.seed)
-    network = lsda.finetune(
-        options,
+    finetune = dict(
+        epochs=config.finetune_epochs,
+        regions_per_image=config.regions_per_image,
+        positive_fraction=config.positive_fraction,
+    )
+    keras.utils.set_random_seed(config.seed)
+    # "none": B trained with A masked, A left at W^c (no adaptation yet).
+    network = workflows.finetune_detector(
         classifier,
+        source.load("detection_train"),
         class_split,
-        callbacks=[ko.callbacks.DetectorAdapter(adapt_output_layer=False)],
+        method="none",
+        **finetune,
+        **training_options(
+            config, "finetune_trained", config.finetune_learning_rate
+        ),
     )
     timer.lap(f"fine-tuning {FULL}")
-    check = tests[args.test_splits[0]].check_against_region_detector(network)
+    check = tests[args.test_splits[0]].check_against_whole_network(network)
     score(FULL, network)
     # The output-layer adaptation works from the head's snapshot W^c and
     # B's fine-tuned columns only, so the same network adapts twice.
@@ -285,8 +377,17 @@ def run(args):
     score(KNN5, network)
     ko.adapt_classifier(network, knn="all")
     score(KNN_ALL, network)
-    keras.utils.set_random_seed(args.seed)
-    oracle = lsda.finetune(options, classifier, class_split, boxes="all")
+    keras.utils.set_random_seed(config.seed)
+    oracle = workflows.finetune_detector(
+        classifier,
+        source.load("oracle_train"),
+        class_split,
+        oracle=True,
+        **finetune,
+        **training_options(
+            config, "finetune_oracle", config.finetune_learning_rate
+        ),
+    )
     timer.lap(f"fine-tuning {ORACLE}")
     score(ORACLE, oracle)
 
@@ -294,11 +395,12 @@ def run(args):
     timer.lap("figures")
     return {
         "classifier_accuracy": accuracy,
+        "class_split": class_split,
         "tests": tests,
         "rows": rows,
         "figures": figures,
         "scoring_check": check,
-        "options": options,
+        "config": config,
         "timer": timer,
     }
 
@@ -308,27 +410,27 @@ def run(args):
 
 def trunk_model(network):
     """The backbone's convolutional part: crops to conv5 features."""
-    backbone = network.get_layer(lsda.BACKBONE)
+    backbone = network.get_layer(BACKBONE)
     return keras.Model(
         backbone.inputs,
-        backbone.get_layer(f"{lsda.BACKBONE}_flatten").output,
+        backbone.get_layer(f"{BACKBONE}_flatten").output,
     )
 
 
 def top_layers(network):
     """fc6, its dropout, fc7, its dropout: conv5 features to fc7."""
-    backbone = network.get_layer(lsda.BACKBONE)
+    backbone = network.get_layer(BACKBONE)
     return [
-        backbone.get_layer(f"{lsda.BACKBONE}_{name}")
+        backbone.get_layer(f"{BACKBONE}_{name}")
         for name in ("fc6", "fc6_dropout", "fc7", "fc7_dropout")
     ]
 
 
 def _output_layer(network):
-    for layer in network.layers:
-        if isinstance(layer, ko.layers.BackgroundHead):
-            return layer
-    return network.get_layer("classifier_predictions")
+    try:
+        return find_background_head(network)
+    except ValueError:
+        return network.get_layer("classifier_predictions")
 
 
 def top_scores(network, features, batch_size=4096):
@@ -336,7 +438,7 @@ def top_scores(network, features, batch_size=4096):
 
     A detection network gives its head's `w_i . x - w_bg . x`; the bare
     classifier gives `log(p / (1 - p))` of its softmax `p`, as
-    `examples.detect_all_classes.classifier_detector` does. Layers are
+    `workflows.region_scores_model` does. Layers are
     called eagerly, so no new graph node is added to them.
     """
     layers = top_layers(network)
@@ -374,7 +476,7 @@ class RegionCache:
     `check_against_region_detector` compares both paths.
     """
 
-    def __init__(self, images, ground_truth, proposals, recalls, crop_size=32):
+    def __init__(self, images, ground_truth, proposals, recalls, crop_size):
         self.images = images
         self.ground_truth = ground_truth
         self.proposals = proposals
@@ -420,10 +522,18 @@ class RegionCache:
             for key in outputs[0]
         }
 
-    def check_against_region_detector(self, network, count=8):
-        """Largest confidence difference to `region_detector`'s output."""
-        reference = lsda.detect(
-            network, self.images[:count], self.proposals[:count]
+    def check_against_whole_network(self, network, count=8):
+        """Largest confidence difference to the whole network's detections.
+
+        The reference is `workflows.detect_on_proposals`: the same crops,
+        scores and NMS as `region_detector`, through the whole network.
+        """
+        reference = workflows.detect_on_proposals(
+            network,
+            self.images[:count],
+            self.proposals[:count],
+            iou_threshold=0.3,
+            verbose=False,
         )
         cached = self.detect(network, count)
         return {
@@ -437,7 +547,7 @@ class RegionCache:
         }
 
 
-def region_arrays(options, class_split):
+def region_arrays(config, source, class_split):
     """One epoch of labelled training regions of B as numpy arrays.
 
     `region_dataset` draws the same regions (seeded) in every epoch and
@@ -445,13 +555,24 @@ def region_arrays(options, class_split):
     training set of a fine-tuning run.
     """
     crops, labels = [], []
-    for x, y in lsda.region_examples(options, class_split, "trained"):
+    batches = workflows.region_batches(
+        source.load("detection_train"),
+        class_split.detection_classes,
+        class_split.num_classes,
+        crop_size=config.crop_size,
+        batch_size=config.batch_size,
+        regions_per_image=config.regions_per_image,
+        positive_fraction=config.positive_fraction,
+        flip=config.flip,
+        seed=config.seed,
+    )
+    for x, y in batches:
         crops.append(x.numpy())
         labels.append(y.numpy())
     return np.concatenate(crops), np.concatenate(labels)
 
 
-def train_top(options, network, features, labels, callbacks):
+def train_top(config, network, features, labels, callbacks):
     """Fine-tunes fc6, fc7 and the head of `network` on conv5 features.
 
     For rows whose convolutions are frozen this is the same training as
@@ -462,19 +583,19 @@ def train_top(options, network, features, labels, callbacks):
     x = inputs
     for layer in top_layers(network):
         x = layer(x)
-    top = keras.Model(inputs, network.get_layer(lsda.HEAD)(x))
+    top = keras.Model(inputs, find_background_head(network)(x))
     top.compile(
-        keras.optimizers.Adam(options.finetune_learning_rate),
+        keras.optimizers.Adam(config.finetune_learning_rate),
         keras.losses.SparseCategoricalCrossentropy(),
     )
     top.fit(
         features,
         labels,
-        batch_size=options.batch_size,
-        epochs=options.finetune_epochs,
+        batch_size=config.batch_size,
+        epochs=config.finetune_epochs,
         shuffle=True,
         callbacks=list(callbacks),
-        verbose=options.verbose,
+        verbose=config.verbose,
     )
 
 
@@ -496,8 +617,9 @@ def _figures(args, tests, detections, class_split):
         ],
         os.path.join(args.output_dir, f"{args.results_name}_errors.png"),
     )
-    gallery = lsda.draw_gallery(
+    gallery = workflows.draw_gallery(
         images,
+        ground_truth,
         [detections[NO_ADAPT], detections[KNN5]],
         class_split,
         os.path.join(args.output_dir, f"{args.results_name}_gallery.png"),
@@ -562,7 +684,10 @@ def plot_error_panels(breakdowns, titles, path):
 
 
 def _format_row(name, result):
-    return lsda.format_row(name, result, width=46)
+    return (
+        f"{name:<46} {result['map_trained']:>7.2f} "
+        f"{result['map_heldout']:>7.2f} {result['map_all']:>7.2f}"
+    )
 
 
 def shape_checks(rows, split):
@@ -586,9 +711,10 @@ def shape_checks(rows, split):
 
 def main(argv=None):
     args = parse_args(argv)
-    print(f"machine: {lsda.machine()}")
+    print(f"machine: {machine()}")
     outcome = run(args)
     rows = outcome["rows"]
+    class_split = outcome["class_split"]
     split = args.test_splits[0]
     table = []
     print(f"\n{'mAP (%) on ' + split:<46} {'B':>7} {'A':>7} {'all':>7}")
@@ -625,14 +751,14 @@ def main(argv=None):
             ["python -m benchmarks.reproduce_lsda"]
             + (sys.argv[1:] if argv is None else list(argv))
         ),
-        "machine": lsda.machine(),
+        "machine": machine(),
         "arguments": vars(args),
-        "example_arguments": vars(outcome["options"]),
+        # The workflow settings (the example's arguments before the
+        # workflow moved into the library), as `WorkflowConfig` fields.
+        "example_arguments": outcome["config"].to_dict(),
         "metric": "VOC all-point AP at IoU 0.5, per-class NMS 0.3, percent",
-        "class_names": lsda.class_names(ko.datasets.default_class_split()),
-        "detection_classes": list(
-            ko.datasets.default_class_split().detection_classes
-        ),
+        "class_names": list(class_split.class_names),
+        "detection_classes": list(class_split.detection_classes),
         "classifier_accuracy": round(outcome["classifier_accuracy"], 4),
         "proposals": {
             "per_image": args.proposals,

@@ -16,14 +16,7 @@ def test_detect_all_classes_runs_end_to_end(tmp_path):
             "--config=tiny",
             f"--data-dir={tmp_path / 'tfds'}",
             f"--output-dir={output_dir}",
-            "--classifier-epochs=1",
-            "--proposer-epochs=1",
-            "--finetune-epochs=1",
-            "--regions-per-image=4",
-            "--proposals=10",
-            "--max-test-images=8",
-            "--gallery-images=2",
-            "--verbose=0",
+            "--quick",
         ]
     )
     for row in ("no_adaptation", "adapted"):
@@ -34,12 +27,18 @@ def test_detect_all_classes_runs_end_to_end(tmp_path):
     assert 0.0 <= results["proposal_recall"] <= 1.0
     assert 0.0 <= results["classifier_accuracy"] <= 1.0
     assert results["num_test_images"] == 8
-    assert results["command"].startswith(
-        "python -m examples.detect_all_classes"
+    # --quick reaches the workflow's settings.
+    assert results["config"]["classifier_epochs"] == 1
+    assert results["config"]["proposals"] == 10
+    assert results["config"]["output_dir"] == str(output_dir)
+    assert results["command"] == (
+        "python -m examples.detect_all_classes --config=tiny "
+        f"--data-dir={tmp_path / 'tfds'} --output-dir={output_dir} --quick"
     )
     with open(output_dir / "results.json") as file:
         assert json.load(file)["adapted"] == results["adapted"]
-    assert os.path.getsize(output_dir / "gallery.png") > 0
+    for name in ("gallery.png", "classifier.keras", "detector.keras"):
+        assert os.path.getsize(output_dir / name) > 0, name
 
 
 @large
