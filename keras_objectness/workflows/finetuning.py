@@ -11,6 +11,21 @@ held-out classes A, which have no boxes:
   the mean change of its `knn` nearest classes of B.
 - `"none"`: the same training, with A's columns left at the classifier's
   `W^c` (the paper's "no output-layer adaptation" rows).
+- `"lsda_similarity"`: `"lsda"` with the neighbours' offsets weighted by
+  the similarity of their classifier columns (after Tang et al., CVPR
+  2016) instead of a flat mean.
+- `"joint"`: every batch mixes region crops (B or background) with
+  image-labelled examples of all K classes
+  (`keras_objectness.data.joint_dataset`), under
+  `keras_objectness.losses.JointDetectionLoss`: the detection examples
+  train B against the background with A masked, the classification
+  examples train all K classes (the background excluded), so the shared
+  layers keep serving A and A's columns follow the changing features
+  (after YOLO9000's joint training).
+- `"joint_background"`: `"joint"` with the classification examples'
+  cross entropy over all K + 1 outputs: an image of class `a` also teaches
+  that it is no background, the one thing the held-out classes cannot
+  learn from region crops.
 """
 
 import keras
@@ -18,6 +33,7 @@ import tensorflow as tf
 
 from keras_objectness import callbacks as callbacks_lib
 from keras_objectness import data
+from keras_objectness import losses
 from keras_objectness import models
 from keras_objectness import training
 from keras_objectness.adaptation import find_background_head
@@ -27,7 +43,14 @@ METHODS = {
     "lsda": "masked fine-tuning on B, then A moved by its k nearest "
     "neighbours' mean offset (the paper's recipe)",
     "none": "masked fine-tuning on B; A keeps the classifier's columns",
+    "lsda_similarity": "as lsda, neighbours weighted by classifier-column "
+    "similarity",
+    "joint": "fine-tuning on B's regions and on image labels of all classes "
+    "together (classification over the K classes)",
+    "joint_background": "as joint, image-labelled examples also trained "
+    "against the background",
 }
+JOINT_METHODS = ("joint", "joint_background")
 
 
 def detection_network_copy(
@@ -37,6 +60,8 @@ def detection_network_copy(
     trainable_layers=None,
     train_detection_classes=True,
     strategy=None,
+    loss=None,
+    mask_heldout_classes=True,
     name="detector",
 ):
     """A compiled detection network on a copy of `classifier`.
@@ -53,6 +78,9 @@ def detection_network_copy(
             others are frozen.
         train_detection_classes: bool. Whether B's output columns train.
         strategy: optional `tf.distribute.Strategy` to build under.
+        loss: optional Keras loss. Defaults to sparse categorical cross
+            entropy over the K + 1 outputs.
+        mask_heldout_classes: bool. Passed to the `BackgroundHead`.
         name: str. Model name.
 
     Returns:
@@ -60,12 +88,12 @@ def detection_network_copy(
     """
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
-        copy = keras.models.clone_model(classifier)
-        copy.set_weights(classifier.get_weights())
         network = models.detection_network(
-            copy,
+            classifier,
             detection_classes,
             train_detection_classes=train_detection_classes,
+            copy_classifier=True,
+            mask_heldout_classes=mask_heldout_classes,
             name=name,
         )
         if trainable_layers is not None:
@@ -74,7 +102,7 @@ def detection_network_copy(
                 layer.trainable = layer.name in trainable
         network.compile(
             keras.optimizers.Adam(learning_rate),
-            keras.losses.SparseCategoricalCrossentropy(),
+            loss or keras.losses.SparseCategoricalCrossentropy(),
         )
     return network
 
@@ -133,6 +161,8 @@ def finetune_detector(
     flip=True,
     seed=0,
     classification_examples=None,
+    classification_fraction=0.25,
+    classification_weight=1.0,
     oracle=False,
     backup_dir=None,
     save_freq=50,
@@ -150,8 +180,11 @@ def finetune_detector(
         epochs, learning_rate, batch_size, seed, save_freq, verbose: as
             named.
         regions_per_image, positive_fraction, flip: of the region crops.
-        classification_examples: image-labelled examples of all classes,
-            for methods that train on them.
+        classification_examples: TFDS-style image-labelled examples of all
+            classes, for the `"joint"` methods.
+        classification_fraction: float. Share of each joint batch that is
+            image-labelled examples.
+        classification_weight: float. Factor of their loss.
         oracle: bool. Use the boxes of every class (the upper bound that
             the methods are measured against); `method` is then ignored.
         backup_dir: resume checkpoints of this training.
@@ -170,11 +203,27 @@ def finetune_detector(
     detection_classes = (
         tuple(range(num_classes)) if oracle else class_split.detection_classes
     )
+    joint = method in JOINT_METHODS and not oracle
+    loss = None
+    if joint:
+        if classification_examples is None:
+            raise ValueError(
+                f"`method={method!r}` trains on image-labelled examples: "
+                "pass `classification_examples`."
+            )
+        loss = losses.JointDetectionLoss(
+            num_classes,
+            detection_classes,
+            classification_weight=classification_weight,
+            classification_against_background=method == "joint_background",
+        )
     network = detection_network_copy(
         classifier,
         detection_classes,
         learning_rate=learning_rate,
         strategy=strategy,
+        loss=loss,
+        mask_heldout_classes=not joint,
     )
     batches = region_batches(
         train_examples,
@@ -187,11 +236,39 @@ def finetune_detector(
         flip=flip,
         seed=seed,
     )
+    if joint:
+        images = data.classification_dataset(
+            classification_examples,
+            image_size=crop_size,
+            batch_size=batch_size,
+            num_classes=num_classes,
+            shuffle_buffer=2048,
+            augment=flip,
+            seed=seed,
+        )
+        batches = data.joint_dataset(
+            batches,
+            images,
+            num_classes,
+            batch_size,
+            classification_fraction=classification_fraction,
+            detection_classes=detection_classes,
+            seed=seed,
+        )
+    head = find_background_head(network)
     if oracle:
         fit_callbacks = []
-        find_background_head(network).take_snapshot()
-    elif method == "lsda":
-        fit_callbacks = [callbacks_lib.DetectorAdapter(knn=knn)]
+        head.take_snapshot()
+    elif method in ("lsda", "lsda_similarity"):
+        weighting = "similarity" if method == "lsda_similarity" else "uniform"
+        fit_callbacks = [
+            callbacks_lib.DetectorAdapter(knn=knn, weighting=weighting)
+        ]
+    elif joint:
+        # A's columns learned with the features: nothing to move. The
+        # snapshot keeps W^c for `adapt_classifier` all the same.
+        fit_callbacks = []
+        head.take_snapshot()
     else:
         fit_callbacks = [
             callbacks_lib.DetectorAdapter(adapt_output_layer=False)
@@ -202,7 +279,7 @@ def finetune_detector(
         epochs=epochs,
         callbacks=fit_callbacks,
         backup_dir=backup_dir,
-        save_freq=save_freq,
+        save_freq=save_freq if backup_dir is not None else "epoch",
         verbose=progress.keras_verbosity(verbose),
     )
     return network

@@ -128,8 +128,11 @@ def run_lsda(
             f"{len(class_split.detection_classes)} with boxes (B), "
             f"{len(class_split.heldout_classes)} without (A)"
         )
+    # Again: building a dataset draws from the global generators, and the
+    # results must not depend on whether it was built before.
+    keras.utils.set_random_seed(config.seed)
     num_classes = class_split.num_classes
-    if config.method == "lsda":
+    if config.method in ("lsda", "lsda_similarity"):
         # Before hours of training, not after.
         validate_knn(config.knn, len(class_split.detection_classes))
 
@@ -200,6 +203,9 @@ def run_lsda(
             classifier,
             source.load("detection_train"),
             class_split,
+            classification_examples=classification_examples(
+                source, "classification_train", crop_size
+            ),
             backup_dir=_backup(config, "finetune"),
             **finetune,
         )

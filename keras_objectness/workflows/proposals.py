@@ -95,7 +95,7 @@ def train_proposer(
         batches,
         epochs=epochs,
         backup_dir=backup_dir,
-        save_freq=save_freq,
+        save_freq=save_freq if backup_dir is not None else "epoch",
         verbose=progress.keras_verbosity(verbose),
     )
     return detector

@@ -220,3 +220,67 @@ def test_command_line_starts_without_tensorflow_noise():
     assert "keras-objectness" in result.stdout
     assert "I0000" not in result.stderr and "E0000" not in result.stderr
     assert "absl" not in result.stderr
+
+
+@pytest.mark.parametrize("method", ["none", "joint", "joint_background"])
+@large
+def test_finetune_methods_move_what_they_should(data_dir, method):
+    from keras_objectness.adaptation import find_background_head
+
+    source = workflows.TfdsSource(TINY, data_dir)
+    split = source.class_split()
+    classifier, _ = workflows.build_classifier("alexnet_small", 20, 32)
+    before = [w.copy() for w in classifier.get_weights()]
+    network = workflows.finetune_detector(
+        classifier,
+        source.load("detection_train"),
+        split,
+        method=method,
+        epochs=1,
+        learning_rate=1e-3,
+        batch_size=8,
+        regions_per_image=4,
+        classification_examples=workflows.classification_examples(
+            source, "classification_train", 32
+        ),
+        verbose=0,
+    )
+    head = find_background_head(network)
+    heldout = list(split.heldout_classes)
+    kernel = keras.ops.convert_to_numpy(head.kernel)
+    snapshot = keras.ops.convert_to_numpy(head.classification_kernel)
+    moved = np.abs(kernel[:, heldout] - snapshot[:, heldout]).max()
+    if method == "none":
+        # Masked training: A keeps the classifier's columns exactly.
+        assert moved == 0.0
+    else:
+        # Joint training: A's columns learn from the image labels.
+        assert moved > 1e-6
+    for old, new in zip(before, classifier.get_weights()):
+        np.testing.assert_array_equal(old, new)
+    loss = network.evaluate(
+        *next(
+            iter(
+                workflows.region_batches(
+                    source.load("detection_train"),
+                    split.detection_classes,
+                    20,
+                    batch_size=8,
+                )
+            )
+        ),
+        verbose=0,
+    )
+    assert np.isfinite(loss)
+
+
+def test_joint_methods_need_image_labels(data_dir):
+    source = workflows.TfdsSource(TINY, data_dir)
+    classifier, _ = workflows.build_classifier("alexnet_small", 20, 32)
+    with pytest.raises(ValueError, match="classification_examples"):
+        workflows.finetune_detector(
+            classifier,
+            source.load("detection_train"),
+            source.class_split(),
+            method="joint",
+        )
