@@ -6,6 +6,7 @@
 `draw_gallery`), and the `keras-objectness` command line calls them.
 """
 
+from keras_objectness.workflows import robustness
 from keras_objectness.workflows.classifiers import build_classifier
 from keras_objectness.workflows.classifiers import train_classifier
 from keras_objectness.workflows.config import PROPOSAL_SOURCES
@@ -72,6 +73,7 @@ __all__ = [
     "proposer_box_space",
     "region_batches",
     "region_scores_model",
+    "robustness",
     "run_lsda",
     "run_objectness",
     "sliding_windows",

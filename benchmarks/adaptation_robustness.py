@@ -1,0 +1,207 @@
+"""Adaptation methods over class splits, classifier strengths and seeds.
+
+Every regime pairs a class split of `silhouette_scenes` with a classifier
+recipe; every seed trains its own classifier (shared by the regimes that
+use the same recipe: a classifier never depends on the class split) and
+fine-tunes one detector per method, all scored on the same selective
+search proposals of the same `test_mixed` scenes. Detection training
+uses the `detection_train_all` scenes whose objects are all of B (no
+object of A appears in training, not even as unlabelled background); the
+oracle gets as many scenes of the same pool with every class's boxes.
+
+Classifier recipes: `standard` trains on the classification images alone
+(what `keras-objectness run` does); `strong` also trains on crops (with
+context) of the objects in `detection_train_all`, which look like the
+region crops a detector scores. Those crops come from boxes, of A too,
+but only as image-labelled examples: no detector sees a box of A.
+
+    python -m benchmarks.adaptation_robustness --help
+    python -m benchmarks.adaptation_robustness --quick   # a smoke run
+
+Writes `--output-dir/adaptation_robustness.json` (default
+`benchmarks/results`) and a figure of held-out mAP per regime and method.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import keras_objectness as ko
+from keras_objectness.datasets import get_class_split
+
+REGIMES = {
+    "default": ("default", "standard"),
+    "digits_trained": ("digits_trained", "standard"),
+    "random_split": ("random_1", "standard"),
+    "strong_classifier": ("default", "strong"),
+}
+METHODS = ("none", "lsda", "lsda_similarity", "joint", "joint_background")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add = parser.add_argument
+    add("--data-dir", default="runs/tfds", help="TFDS data folder")
+    add("--config", default="default", help="silhouette_scenes config")
+    add("--output-dir", default=os.path.join("benchmarks", "results"))
+    add("--regimes", nargs="+", default=list(REGIMES), choices=list(REGIMES))
+    add("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    add("--default-method", default="joint_background", choices=METHODS)
+    add("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    add("--classifier-epochs", type=int, default=8)
+    add("--strong-classifier-epochs", type=int, default=10)
+    add("--finetune-epochs", type=int, default=3)
+    add("--train-scenes", type=int, default=4000, help="pool scanned for B")
+    add("--test-images", type=int, default=300)
+    add("--proposals", type=int, default=100)
+    add("--quick", action="store_true", help="tiny config, one seed")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.config, args.seeds = "tiny", args.seeds[:1]
+        args.classifier_epochs = args.strong_classifier_epochs = 1
+        args.finetune_epochs, args.test_images, args.proposals = 1, 8, 10
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    log = ko.workflows.StageLog()
+    name = f"silhouette_scenes/{args.config}"
+    source = ko.workflows.TfdsSource(name, args.data_dir)
+    test = ko.workflows.TfdsSource(
+        name, args.data_dir, splits={"test": "test_mixed"}
+    )
+    with log.stage("test scenes and proposals"):
+        images, truth = ko.workflows.test_arrays(test, args.test_images)
+        proposals = ko.workflows.make_proposals(
+            images, "selective_search", args.proposals, verbose=False
+        )
+    pool = ko.workflows.load_split(source, "detection_train_all").take(
+        args.train_scenes
+    )
+    # Both at 64 px: the classifier trains on random 32 px crops of them.
+    photos = _labelled(source.load("classification_train"), 64)
+    crops = _labelled(ko.data.object_crops(pool, 64), 64)
+    images_of = {"standard": photos, "strong": photos.concatenate(crops)}
+    runs = {regime: [] for regime in args.regimes}
+    accuracy = {regime: [] for regime in args.regimes}
+    for seed in args.seeds:
+        classifiers = {}
+        for recipe in sorted({REGIMES[r][1] for r in args.regimes}):
+            with log.stage(f"seed {seed}: {recipe} classifier"):
+                classifiers[recipe] = _train_classifier(
+                    args, source, images_of[recipe], recipe, seed
+                )
+        for regime in args.regimes:
+            split_name, recipe = REGIMES[regime]
+            split = get_class_split(split_name)
+            classifier, top1 = classifiers[recipe]
+            train = ko.data.scenes_of_classes(pool, split.detection_classes)
+            count = sum(1 for _ in train)
+            with log.stage(f"seed {seed}: {regime} ({count} B scenes)"):
+                result = ko.workflows.robustness.compare_methods(
+                    classifier, train, pool.take(count), images_of[recipe],
+                    split, images, truth, proposals, methods=args.methods,
+                    epochs=args.finetune_epochs, seed=seed, verbose=0,
+                )  # fmt: skip
+            runs[regime].append(result)
+            accuracy[regime].append(top1)
+            log.say(_line(regime, seed, result, args.methods))
+            _write(args, runs, accuracy, log)
+    path = _write(args, runs, accuracy, log)
+    print(f"wrote {path}")
+
+
+def _labelled(dataset, size):
+    """Image-labelled examples in one layout: image at `size`, objects."""
+
+    def layout(example):
+        image = tf.image.resize(example["image"], (size, size))
+        image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+        objects = example["objects"]
+        return {
+            "image": image,
+            "objects": {"bbox": objects["bbox"], "label": objects["label"]},
+        }
+
+    return dataset.map(layout, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _train_classifier(args, source, train_images, recipe, seed):
+    keras.utils.set_random_seed(seed)
+    classifier, _ = ko.workflows.build_classifier("alexnet_small", 20, 32)
+    epochs = args.classifier_epochs
+    if recipe == "strong":
+        epochs = args.strong_classifier_epochs
+    # Top-1 on crops of held-out scenes' objects: what region crops are.
+    validation = ko.data.object_crops(
+        ko.workflows.load_split(source, "validation_trained").concatenate(
+            ko.workflows.load_split(source, "validation_heldout")
+        ),
+        32,
+    )
+    return ko.workflows.train_classifier(
+        classifier, train_images, validation, 20, epochs=epochs, seed=seed,
+        verbose=0,
+    )  # fmt: skip
+
+
+def _line(regime, seed, result, methods):
+    cells = ", ".join(
+        f"{m} {result[m]['map_heldout']:.1f}"
+        for m in ("no_adaptation", *methods, "oracle")
+    )
+    return f"{regime} seed {seed}: held-out mAP {cells}"
+
+
+def _write(args, runs, accuracy, log):
+    regimes = {}
+    for regime, results in runs.items():
+        if not results:
+            continue
+        split = get_class_split(REGIMES[regime][0])
+        summary = ko.workflows.robustness.summarize_runs(results)
+        trained = ko.workflows.robustness.summarize_runs(results, "map_trained")
+        regimes[regime] = {
+            "class_split": REGIMES[regime][0],
+            "detection_classes": list(split.detection_classes),
+            "classifier": REGIMES[regime][1],
+            "classifier_top1": round(float(np.mean(accuracy[regime])), 4),
+            "classifier_top1_values": [round(a, 4) for a in accuracy[regime]],
+            "seeds": args.seeds[: len(results)],
+            **summary,
+            "trained_map": trained["map_trained"],
+            "runs": results,
+        }
+    report = {
+        "command": " ".join(
+            ["python -m benchmarks.adaptation_robustness", *sys.argv[1:]]
+        ),
+        "machine": ko.workflows.lsda.machine(),
+        "default_method": args.default_method,
+        "arguments": vars(args),
+        "seconds": dict(log.seconds),
+        "total_seconds": log.total_seconds,
+        "regimes": regimes,
+    }
+    os.makedirs(args.output_dir, exist_ok=True)
+    path = os.path.join(args.output_dir, "adaptation_robustness.json")
+    with open(path, "w") as file:
+        json.dump(report, file, indent=2)
+    ko.workflows.robustness.plot_regimes(
+        regimes, ("no_adaptation", *args.methods, "oracle"),
+        os.path.join(args.output_dir, "adaptation_robustness.png"),
+    )  # fmt: skip
+    return path
+
+
+if __name__ == "__main__":
+    main()
