@@ -7,6 +7,7 @@ from keras_objectness import data
 from keras_objectness import evaluation
 from keras_objectness import export
 from keras_objectness import layers
+from keras_objectness import losses
 from keras_objectness import models
 from keras_objectness import training
 from keras_objectness import workflows
@@ -25,6 +26,7 @@ __all__ = [
     "evaluation",
     "export",
     "layers",
+    "losses",
     "models",
     "training",
     "workflows",

@@ -53,8 +53,8 @@ class BoxSpace:
     ```
 
     References:
-        - Class-generic object detection with a softmax over a discretised
-          box space (`shared/papers/class-generic-objectness.txt`, 3.2).
+        - [Huval, Coates and Ng, 2013. Deep learning for class-generic
+          object detection](https://arxiv.org/abs/1312.6885), section 3.2.
     """
 
     def __init__(

@@ -322,6 +322,7 @@ def build_parser():
         default=128,
         help="images are resized to this side before detection",
     )
+    _add_class_names_flag(detect)
     detect.set_defaults(handler=_detect)
 
     evaluate = commands.add_parser(
@@ -350,7 +351,44 @@ def build_parser():
         help="an objectness detector (.keras) for proposal_source 'objectness'",
     )
     evaluate.set_defaults(handler=_evaluate)
+
+    export = commands.add_parser(
+        "export",
+        help="write a detector as a SavedModel (uint8 images in, detections "
+        "out, NMS inside) that serves with TensorFlow alone",
+        formatter_class=_Formatter,
+    )
+    export.add_argument(
+        "--detector", required=True, help="a detection network (.keras)"
+    )
+    export.add_argument("--output", required=True, help="SavedModel folder")
+    export.add_argument(
+        "--proposer",
+        default=None,
+        help="an objectness detector (.keras) built into the file; without "
+        "one the SavedModel takes proposals as a second input",
+    )
+    export.add_argument(
+        "--image-size",
+        type=int,
+        default=128,
+        help="side the detector resizes images to",
+    )
+    export.add_argument(
+        "--proposals", type=int, default=100, help="proposals per image"
+    )
+    _add_class_names_flag(export)
+    export.set_defaults(handler=_export)
     return parser
+
+
+def _add_class_names_flag(parser):
+    parser.add_argument(
+        "--class-names",
+        default=None,
+        help="comma-separated class names; default: those of the "
+        "results.json beside --detector (as `run` writes), else class ids",
+    )
 
 
 # === Handlers ===
@@ -603,12 +641,29 @@ def _read_images(files, size):
     return np.stack([image.numpy() for image in images])
 
 
-def _class_names_of(network):
+def _class_names_for(args, network):
+    """`--class-names`, the names of `run`'s results.json, or the ids."""
     from keras_objectness.adaptation import find_background_head
 
-    head = find_background_head(network)
-    names = getattr(head, "class_names", None)
-    return list(names) if names else [str(i) for i in range(head.num_classes)]
+    count = find_background_head(network).num_classes
+    names = None
+    if args.class_names:
+        names = [name.strip() for name in args.class_names.split(",")]
+    else:
+        results = os.path.join(
+            os.path.dirname(os.path.abspath(args.detector)), "results.json"
+        )
+        if os.path.isfile(results):
+            with open(results) as file:
+                names = json.load(file).get("class_names") or None
+    if names is None:
+        return [str(i) for i in range(count)]
+    if len(names) != count:
+        raise ValueError(
+            f"`--class-names` must name the detector's {count} classes. "
+            f"Received: {len(names)} names"
+        )
+    return names
 
 
 def _detect(args, argv):
@@ -631,7 +686,7 @@ def _detect(args, argv):
         proposer=proposer,
     )
     found = workflows.detect_on_proposals(network, images, boxes)
-    names = _class_names_of(network)
+    names = _class_names_for(args, network)
     os.makedirs(args.output_dir, exist_ok=True)
     records = []
     for index, path in enumerate(files):
@@ -715,6 +770,28 @@ def _evaluate(args, argv):
         f"A {_fmt(result['map_heldout']).strip()}, "
         f"all {_fmt(result['map_all']).strip()}; wrote {path}"
     )
+    return EXIT_OK
+
+
+def _export(args, argv):
+    from keras_objectness import export
+    from keras_objectness import models
+
+    network = _load_model(args.detector, "--detector")
+    proposer = (
+        _load_model(args.proposer, "--proposer") if args.proposer else None
+    )
+    detector = models.region_detector(
+        network,
+        proposer=proposer,
+        image_shape=(args.image_size, args.image_size, 3),
+        max_proposals=args.proposals,
+    )
+    path = export.export_detector(
+        detector, args.output, class_names=_class_names_for(args, network)
+    )
+    inputs = "images" if proposer is not None else "images and proposals"
+    print(f"wrote {path} (serve: {inputs} in, detections out)")
     return EXIT_OK
 
 

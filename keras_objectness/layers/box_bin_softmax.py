@@ -46,7 +46,8 @@ class BoxBinSoftmax(keras.layers.Layer):
     ```
 
     References:
-        - Class-generic objectness (`shared/papers/`, section 3.2).
+        - [Huval, Coates and Ng, 2013. Deep learning for class-generic
+          object detection](https://arxiv.org/abs/1312.6885), section 3.2.
     """
 
     def __init__(

@@ -57,7 +57,8 @@ def objectness_detector(
     ```
 
     References:
-        - Class-generic objectness (`shared/papers/`, section 3.2).
+        - [Huval, Coates and Ng, 2013. Deep learning for class-generic
+          object detection](https://arxiv.org/abs/1312.6885), section 3.2.
     """
     if not isinstance(backbone, keras.Model) or len(backbone.inputs) != 1:
         raise ValueError(

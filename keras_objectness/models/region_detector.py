@@ -70,7 +70,8 @@ def region_detector(
     ```
 
     References:
-        - LSDA (`shared/papers/lsda-detection-adaptation.txt`), 3.3.
+        - [Hoffman et al., 2014. LSDA: Large Scale Detection through
+          Adaptation](https://arxiv.org/abs/1407.5035), section 3.3.
     """
     head = find_background_head(detection_network)
     crop_shape = tuple(detection_network.inputs[0].shape[1:])

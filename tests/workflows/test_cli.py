@@ -56,6 +56,7 @@ def test_help_of_every_command_shows_defaults(capsys):
         "adapt",
         "detect",
         "evaluate",
+        "export",
     ):
         with pytest.raises(SystemExit) as exit_info:
             parser.parse_args([command, "--help"])
@@ -284,3 +285,45 @@ def test_joint_methods_need_image_labels(data_dir):
             source.class_split(),
             method="joint",
         )
+
+
+@large
+def test_export_serves_names_from_the_run(finished_run, tmp_path):
+    import tensorflow as tf
+
+    output, _ = finished_run
+    code = cli.main(
+        [
+            "export",
+            f"--detector={output / 'detector.keras'}",
+            f"--output={tmp_path / 'served'}",
+            "--image-size=32",
+            "--proposals=4",
+        ]
+    )
+    assert code == cli.EXIT_OK
+    served = tf.saved_model.load(str(tmp_path / "served"))
+    images = np.zeros((2, 40, 50, 3), "uint8")
+    proposals = np.tile(np.array([0.1, 0.1, 0.6, 0.6], "float32"), (2, 4, 1))
+    found = served.serve(images, proposals)
+    with open(output / "results.json") as file:
+        names = json.load(file)["class_names"]
+    count = int(found["num_detections"][0])
+    assert count > 0
+    classes = found["classes"].numpy()[0, :count]
+    labels = [v.decode() for v in found["class_names"].numpy()[0, :count]]
+    assert labels == [names[c] for c in classes]
+
+
+def test_export_refuses_mismatched_names(finished_run, tmp_path, capsys):
+    output, _ = finished_run
+    code = cli.main(
+        [
+            "export",
+            f"--detector={output / 'detector.keras'}",
+            f"--output={tmp_path / 'served'}",
+            "--class-names=a,b",
+        ]
+    )
+    assert code == cli.EXIT_USAGE
+    assert "--class-names" in capsys.readouterr().err
