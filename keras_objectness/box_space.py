@@ -93,8 +93,12 @@ class BoxSpace:
     def encode(self, boxes, bounding_box_format=None, image_shape=None):
         """Maps boxes to continuous bin coordinates and nearest bins.
 
-        Boxes are taken as given: no validation or clipping happens here
-        (layers that consume boxes apply the package's box rule first).
+        Boxes are not clipped. Bad boxes follow the package rule
+        (`keras_objectness.box_utils`): in eager calls a box with a NaN or
+        infinite coordinate or an inverted box (max < min) raises a
+        `ValueError`; inside graphs such a box gets the bin index `-1`
+        (which `decode` turns into NaN boxes) and NaN coordinates. Zero-area
+        boxes (padding rows of `-1`, say) encode like tiny boxes.
 
         Args:
             boxes: array of shape `(..., 4)` in `bounding_box_format`.
@@ -106,9 +110,27 @@ class BoxSpace:
             coordinates ordered `(y, x, scale, aspect_ratio)`, and int32
             `(...)` flat indices of the nearest bins.
         """
+        boxes = ops.convert_to_tensor(boxes)
+        box_utils.check_real_dtype(boxes, "boxes")
         boxes = self._to_rel_yxyx(boxes, bounding_box_format, image_shape)
+        bad = ops.logical_or(
+            ops.logical_not(ops.all(ops.isfinite(boxes), axis=-1)),
+            ops.logical_or(
+                boxes[..., 2] < boxes[..., 0], boxes[..., 3] < boxes[..., 1]
+            ),
+        )
+        if box_utils.is_eager(boxes):
+            bad_values = ops.convert_to_numpy(bad)
+            if bad_values.any():
+                row = ops.convert_to_numpy(boxes)[bad_values][0]
+                raise ValueError(
+                    "`boxes` must be finite and not inverted (max >= min). "
+                    f"Received: a box {row.tolist()} (as relative yxyx)"
+                )
         coordinates = self.continuous_coordinates(boxes)
-        return coordinates, self.nearest_bin(coordinates)
+        coordinates = ops.where(bad[..., None], np.nan, coordinates)
+        bins = ops.where(bad, -1, self.nearest_bin(coordinates))
+        return coordinates, bins
 
     def continuous_coordinates(self, rel_yxyx):
         """Continuous bin coordinates `(..., 4)` of relative yxyx boxes."""
@@ -149,7 +171,9 @@ class BoxSpace:
 
         Args:
             bin_indices: int array of any shape with values in
-                `[0, num_bins)`.
+                `[0, num_bins)`. Eager calls raise a `ValueError` for others;
+                inside graphs (`tf.function`, `jax.jit`) they decode to NaN
+                boxes, on every backend.
             bounding_box_format: optional format overriding the space's.
             image_shape: optional `(height, width)` overriding the space's.
             clip: bool. Clip boxes to the image. Defaults to `False`.
@@ -172,7 +196,13 @@ class BoxSpace:
                     f"`bin_indices` must be in [0, {self.num_bins}). "
                     f"Received: values in [{values.min()}, {values.max()}]"
                 )
-        boxes = ops.take(self.bin_boxes(), bin_indices, axis=0)
+        in_range = ops.logical_and(
+            ops.greater_equal(bin_indices, 0),
+            ops.less(bin_indices, self.num_bins),
+        )
+        safe = ops.where(in_range, bin_indices, 0)
+        boxes = ops.take(self.bin_boxes(), safe, axis=0)
+        boxes = ops.where(in_range[..., None], boxes, np.nan)
         if clip:
             boxes = ops.clip(boxes, 0.0, 1.0)
         return self._from_rel_yxyx(boxes, bounding_box_format, image_shape)
@@ -539,6 +569,10 @@ def _validate_grid_shape(grid_shape):
 
 
 def _validate_increasing(values, name, upper=None):
+    received = values
+    if isinstance(values, (str, bytes)):
+        # A string iterates as characters: "12" is not (1.0, 2.0).
+        values = ()
     try:
         values = tuple(float(v) for v in values)
     except (TypeError, ValueError):
@@ -553,7 +587,7 @@ def _validate_increasing(values, name, upper=None):
         limit = f" in (0, {upper}]" if upper is not None else ""
         raise ValueError(
             f"`{name}` must be a non-empty, strictly increasing sequence of "
-            f"positive numbers{limit}. Received: {name}={values or name!r}"
+            f"positive numbers{limit}. Received: {name}={received!r}"
         )
     return values
 

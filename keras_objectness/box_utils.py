@@ -7,12 +7,17 @@ functions accept any Keras box format and convert at the boundary with
 The data rule for bad boxes, used everywhere in the package:
 
 * In eager code (a direct call on concrete arrays) a box that is NaN,
-  inverted (max < min) or outside the image raises a `ValueError`.
+  inverted (max < min) or outside the image raises a `ValueError`. A box
+  with zero area (max == min, not inverted) is dropped (treated like
+  padding), as in graphs: it marks no place in the image.
 * Inside compiled graphs (`tf.data`, `fit`, `predict`), where raising is not
   possible, boxes are clipped to the image and boxes that are non-finite or
   have no area after clipping are dropped (treated like padding).
+* Boxes must be real numbers: strings or other non-numeric dtypes raise a
+  `TypeError` (eager and graph alike, from the static dtype).
 """
 
+import math
 import sys
 
 import keras
@@ -58,16 +63,54 @@ def validate_image_shape(image_shape, bounding_box_format):
             )
         return None
     try:
-        height, width = (int(v) for v in tuple(image_shape)[:2])
-        ok = height > 0 and width > 0
-    except (TypeError, ValueError):
+        values = tuple(image_shape)[:2]
+        ok = len(values) == 2 and all(_is_positive_integral(v) for v in values)
+    except TypeError:
         ok = False
     if not ok:
         raise ValueError(
             "`image_shape` must be `(height, width)` with positive integers. "
             f"Received: image_shape={image_shape}"
         )
+    height, width = (int(v) for v in values)
     return (height, width)
+
+
+def _is_positive_integral(value):
+    """An int (or a float or scalar array holding one) above zero."""
+    if isinstance(value, (bool, str, bytes)):
+        return False
+    try:
+        as_float = float(value)
+    except (TypeError, ValueError):
+        return False
+    return math.isfinite(as_float) and as_float.is_integer() and as_float > 0
+
+
+def check_real_dtype(x, name="boxes"):
+    """Raises a `TypeError` unless `x`'s dtype is a real number type."""
+    dtype = keras.backend.standardize_dtype(x.dtype)
+    if not ("float" in dtype or "int" in dtype):
+        raise TypeError(
+            f"`{name}` must hold real numbers (a float or int array). "
+            f"Received: {name}.dtype={dtype}"
+        )
+
+
+def check_finite(x, name):
+    """Raises a `ValueError` for NaN or infinite values; eager values only.
+
+    Does nothing inside graphs, so compiled code pays nothing for it.
+    """
+    if not is_eager(x):
+        return
+    values = ops.convert_to_numpy(x)
+    bad = ~np.isfinite(values)
+    if np.any(bad):
+        raise ValueError(
+            f"`{name}` must be finite. Received: {name} with "
+            f"{int(np.sum(bad))} NaN or infinite values"
+        )
 
 
 def check_boxes_shape(boxes, name="boxes"):
@@ -178,6 +221,7 @@ def prepare_boxes(boxes, classes, bounding_box_format, image_shape, name):
     """
     check_boxes_shape(boxes, name)
     boxes = ops.convert_to_tensor(boxes)
+    check_real_dtype(boxes, name)
     valid = padding_mask(boxes, classes)
     boxes = to_rel_yxyx(boxes, bounding_box_format, image_shape)
     if is_eager(boxes):
