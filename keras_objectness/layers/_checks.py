@@ -8,6 +8,31 @@ def check_positive_int(name, value):
         )
 
 
+def check_rank(name, shape, ranks, expected):
+    """Raises unless `len(shape)` is in `ranks`; `expected` describes it."""
+    if len(shape) not in ranks:
+        raise ValueError(
+            f"`{name}` must have shape {expected}. "
+            f"Received: {name}.shape={tuple(shape)}"
+        )
+
+
+def check_same_sizes(name, shape, other_name, other_shape, axes, meaning):
+    """Raises when static sizes of two shapes differ along `axes`.
+
+    `axes` pairs an axis of `shape` with one of `other_shape`; unknown
+    (`None`) sizes are not compared.
+    """
+    for axis, other_axis in axes:
+        size, other = shape[axis], other_shape[other_axis]
+        if size is not None and other is not None and size != other:
+            raise ValueError(
+                f"`{name}` and `{other_name}` must agree on {meaning}. "
+                f"Received: {name}.shape={tuple(shape)}, "
+                f"{other_name}.shape={tuple(other_shape)}"
+            )
+
+
 def check_nms_arguments(max_detections, iou_threshold, confidence_threshold):
     check_positive_int("max_detections", max_detections)
     if not _is_number(iou_threshold) or not 0 < iou_threshold <= 1:

@@ -5,6 +5,11 @@ from keras import ops
 
 from keras_objectness import box_space as box_space_lib
 from keras_objectness import box_utils
+from keras_objectness.layers import _checks
+
+# Narrower Gaussians are one-hot in float32 anyway; much narrower ones
+# overflow `(distance / sigma) ** 2` and give NaN targets.
+MIN_SIGMA = 1e-3
 
 
 @keras.saving.register_keras_serializable(package="keras_objectness")
@@ -20,8 +25,11 @@ class GaussianBoxTargets(keras.layers.Layer):
     Padding follows keras-cv's dense convention: a row whose class is `-1`
     (or, without `classes`, whose four coordinates are `-1`) is ignored.
     Bad boxes follow the package rule (`keras_objectness.box_utils`): eager
-    calls raise a `ValueError`; inside graphs such as `tf.data` maps boxes
-    are clipped to the image and NaN, inverted or empty boxes are dropped.
+    calls raise a `ValueError` for NaN, inverted or outside boxes; inside
+    graphs such as `tf.data` maps boxes are clipped to the image and NaN,
+    inverted or empty boxes are dropped. A box with zero area (max == min)
+    is dropped in eager calls too, like padding. `classes` must have the
+    shape of `boxes` without its last axis (no broadcasting).
 
     An image without any valid box gets an all-zero target. Its
     cross-entropy is exactly zero, so such images carry no weight in
@@ -34,12 +42,13 @@ class GaussianBoxTargets(keras.layers.Layer):
     Args:
         box_space: `keras_objectness.BoxSpace` (or its config). The space
             whose bins the targets cover.
-        center_sigma: float. Standard deviation along y and x, in bins.
-            Defaults to `0.5`.
-        scale_sigma: float. Standard deviation along the scale axis, in
-            bins. Defaults to `0.5`.
-        aspect_ratio_sigma: float. Standard deviation along the aspect-ratio
+        center_sigma: float >= 0.001. Standard deviation along y and x, in
+            bins (narrower Gaussians are one-hot already and overflow
+            float32). Defaults to `0.5`.
+        scale_sigma: float >= 0.001. Standard deviation along the scale
             axis, in bins. Defaults to `0.5`.
+        aspect_ratio_sigma: float >= 0.001. Standard deviation along the
+            aspect-ratio axis, in bins. Defaults to `0.5`.
         bounding_box_format: optional str. Format of the input boxes.
             Defaults to `None`: the box space's format.
         image_shape: optional `(height, width)` for absolute formats.
@@ -82,10 +91,10 @@ class GaussianBoxTargets(keras.layers.Layer):
             ("scale_sigma", scale_sigma),
             ("aspect_ratio_sigma", aspect_ratio_sigma),
         ):
-            if not _is_positive_number(value):
+            if not _is_positive_number(value) or value < MIN_SIGMA:
                 raise ValueError(
-                    f"`{name}` must be a positive number (a width in bins). "
-                    f"Received: {name}={value!r}"
+                    f"`{name}` must be a number >= {MIN_SIGMA} (a width in "
+                    f"bins). Received: {name}={value!r}"
                 )
         self.center_sigma = float(center_sigma)
         self.scale_sigma = float(scale_sigma)
@@ -98,6 +107,9 @@ class GaussianBoxTargets(keras.layers.Layer):
         self.built = True
 
     def call(self, boxes, classes=None):
+        if classes is not None:
+            classes = ops.convert_to_tensor(classes)
+        self._check_shapes(ops.shape(boxes), classes)
         boxes, valid = box_utils.prepare_boxes(
             boxes, classes, self._format, self._image_shape, name="boxes"
         )
@@ -130,7 +142,31 @@ class GaussianBoxTargets(keras.layers.Layer):
     def compute_output_shape(self, boxes_shape, classes_shape=None):
         return (*boxes_shape[:-2], self.box_space.num_bins)
 
+    def _check_shapes(self, boxes_shape, classes):
+        _checks.check_rank(
+            "boxes", boxes_shape, (2, 3), "`(batch, max_boxes, 4)` or "
+            "`(max_boxes, 4)`"
+        )
+        if classes is None:
+            return
+        classes_shape = tuple(classes.shape)
+        if len(classes_shape) != len(boxes_shape) - 1:
+            raise ValueError(
+                "`classes` must have the shape of `boxes` without its last "
+                f"axis. Received: boxes.shape={tuple(boxes_shape)}, "
+                f"classes.shape={classes_shape}"
+            )
+        _checks.check_same_sizes(
+            "boxes",
+            tuple(boxes_shape),
+            "classes",
+            classes_shape,
+            [(i, i) for i in range(len(classes_shape))],
+            "the batch size and the number of boxes (no broadcasting)",
+        )
+
     def compute_output_spec(self, boxes, classes=None):
+        self._check_shapes(tuple(boxes.shape), classes)
         shape = self.compute_output_shape(boxes.shape)
         return keras.KerasTensor(shape, dtype="float32")
 
