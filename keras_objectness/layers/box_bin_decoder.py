@@ -15,6 +15,10 @@ class BoxBinDecoder(keras.layers.Layer):
     non-max suppression, using keras-cv's `NonMaxSuppression` layer. A bin's
     confidence is its probability.
 
+    Eager calls raise a `ValueError` for NaN or infinite inputs; inside
+    graphs (`predict`, `tf.data`) non-finite probabilities count as zero, so
+    those bins are never detected.
+
     Args:
         box_space: `keras_objectness.BoxSpace` (or its config).
         max_detections: int. Detections kept per image. Defaults to `10`.
@@ -82,16 +86,24 @@ class BoxBinDecoder(keras.layers.Layer):
         )
         self.built = True
 
-    def call(self, inputs):
-        if inputs.shape[-1] != self.box_space.num_bins:
+    def _check_shape(self, shape):
+        num_bins = self.box_space.num_bins
+        if len(shape) != 2 or shape[-1] != num_bins:
             raise ValueError(
                 "`inputs` must hold one value per box bin, shape "
-                f"`(batch, {self.box_space.num_bins})`. "
-                f"Received: inputs.shape={inputs.shape}"
+                f"`(batch, {num_bins})` (batched). "
+                f"Received: inputs.shape={tuple(shape)}"
             )
+
+    def call(self, inputs):
+        self._check_shape(inputs.shape)
+        box_utils.check_finite(inputs, "inputs")
         probabilities = ops.cast(inputs, "float32")
         if self.from_logits:
             probabilities = ops.softmax(probabilities, axis=-1)
+        probabilities = ops.where(
+            ops.isfinite(probabilities), probabilities, 0.0
+        )
         candidates = min(self.max_candidates, self.box_space.num_bins)
         scores, bins = ops.top_k(probabilities, k=candidates)
         boxes = self.box_space.decode(bins, "rel_yxyx", clip=True)
@@ -108,6 +120,7 @@ class BoxBinDecoder(keras.layers.Layer):
         }
 
     def compute_output_spec(self, inputs):
+        self._check_shape(inputs.shape)
         batch = inputs.shape[0]
         return {
             "boxes": keras.KerasTensor(

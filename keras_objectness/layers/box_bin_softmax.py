@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_objectness import box_space as box_space_lib
+from keras_objectness import box_utils
 
 
 @keras.saving.register_keras_serializable(package="keras_objectness")
@@ -16,6 +17,11 @@ class BoxBinSoftmax(keras.layers.Layer):
     first. The matrix product runs in the layer's compute dtype; the softmax
     always runs in float32 and the output is float32, because the
     probabilities of thousands of bins are too small for float16.
+
+    Inputs must have the feature count the layer was built on. Eager calls
+    raise a `ValueError` for NaN or infinite inputs; inside graphs (`fit`,
+    `predict`) they pass through, as in `keras.layers.Dense`, and give NaN
+    outputs.
 
     Args:
         box_space: `keras_objectness.BoxSpace` (or its config).
@@ -95,6 +101,22 @@ class BoxBinSoftmax(keras.layers.Layer):
         )
 
     def call(self, inputs):
+        shape = tuple(inputs.shape)
+        if len(shape) < 2:
+            raise ValueError(
+                "`inputs` must have shape `(batch, features)` or be a "
+                f"feature map. Received: inputs.shape={shape}"
+            )
+        features = self.kernel.shape[0]
+        if all(d is not None for d in shape[1:]) and (
+            math.prod(shape[1:]) != features
+        ):
+            raise ValueError(
+                f"`inputs` must have the {features} features per example "
+                "that the layer was built on. "
+                f"Received: inputs.shape={shape}"
+            )
+        box_utils.check_finite(inputs, "inputs")
         if len(inputs.shape) > 2:
             inputs = ops.reshape(inputs, (ops.shape(inputs)[0], -1))
         logits = ops.matmul(inputs, self.kernel) + self.bias

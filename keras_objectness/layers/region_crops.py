@@ -1,6 +1,7 @@
 import keras
 from keras import ops
 
+from keras_objectness import box_utils
 from keras_objectness.layers import _checks
 
 
@@ -56,6 +57,14 @@ class RegionCrops(keras.layers.Layer):
     `crop_size` x `crop_size`. Backend-neutral (`keras.ops`); the
     `tf.data` region pipeline uses the same function.
 
+    Bad regions follow the package's box rule: eager calls raise a
+    `ValueError` for a NaN or infinite coordinate or an inverted region
+    (max < min) and for NaN or infinite image values; inside graphs such
+    regions give all-zero crops, like padding rows of `-1` (which cut
+    outside the image), and NaN image values pass through to the crops
+    that read them. Regions partly or wholly outside the image read zeros
+    there.
+
     Args:
         crop_size: int. Side of the square crops.
         context_padding: float >= 0. Context added on each side, as a
@@ -85,7 +94,24 @@ class RegionCrops(keras.layers.Layer):
         self.built = True
 
     def call(self, images, regions):
+        self._check_shapes(images.shape, regions.shape)
         regions = ops.cast(regions, "float32")
+        finite = ops.all(ops.isfinite(regions), axis=-1)
+        ordered = ops.logical_and(
+            regions[..., 2] >= regions[..., 0],
+            regions[..., 3] >= regions[..., 1],
+        )
+        valid = ops.logical_and(finite, ordered)
+        if box_utils.is_eager(regions):
+            box_utils.check_finite(images, "images")
+            bad = ops.convert_to_numpy(ops.logical_not(valid))
+            if bad.any():
+                row = ops.convert_to_numpy(regions)[bad][0]
+                raise ValueError(
+                    "`regions` must be finite relative yxyx boxes with "
+                    f"max >= min. Received: a region {row.tolist()}"
+                )
+        regions = ops.where(valid[..., None], regions, -1.0)
         return crop_and_resize(
             images, pad_regions(regions, self.context_padding), self.crop_size
         )
@@ -99,7 +125,29 @@ class RegionCrops(keras.layers.Layer):
             images_shape[-1],
         )
 
+    def _check_shapes(self, images_shape, regions_shape):
+        _checks.check_rank(
+            "images", images_shape, (4,), "`(batch, height, width, channels)`"
+        )
+        _checks.check_rank(
+            "regions", regions_shape, (3,), "`(batch, num_regions, 4)`"
+        )
+        if regions_shape[-1] != 4:
+            raise ValueError(
+                "`regions` must have shape `(batch, num_regions, 4)` "
+                f"(relative yxyx). Received: regions.shape={regions_shape}"
+            )
+        _checks.check_same_sizes(
+            "images",
+            images_shape,
+            "regions",
+            regions_shape,
+            [(0, 0)],
+            "the batch size",
+        )
+
     def compute_output_spec(self, images, regions):
+        self._check_shapes(images.shape, regions.shape)
         return keras.KerasTensor(
             self.compute_output_shape(images.shape, regions.shape),
             dtype="float32",

@@ -1,6 +1,7 @@
 import keras
 from keras import ops
 
+from keras_objectness import box_utils
 from keras_objectness.layers import _checks
 
 
@@ -14,6 +15,11 @@ class RegionDetections(keras.layers.Layer):
     sigmoid (order-preserving: the sigmoid of `w_i . x - w_bg . x` is the
     probability of class `i` against background alone), and keras-cv's
     `NonMaxSuppression` keeps the best boxes of each class.
+
+    Eager calls raise a `ValueError` for NaN or infinite scores or box
+    coordinates of a region that is not padding; inside graphs (`predict`)
+    a region with a non-finite coordinate is treated like padding and a
+    non-finite score gets confidence 0: neither is ever detected.
 
     Args:
         max_detections: int. Detections kept per image. Defaults to `100`.
@@ -54,10 +60,33 @@ class RegionDetections(keras.layers.Layer):
         self.built = True
 
     def call(self, boxes, scores):
+        self._check_shapes(boxes.shape, scores.shape)
         boxes = ops.cast(boxes, "float32")
-        confidence = ops.sigmoid(ops.cast(scores, "float32"))
+        scores = ops.cast(scores, "float32")
         num_regions, num_classes = ops.shape(scores)[1], ops.shape(scores)[2]
         valid = ops.logical_not(ops.all(ops.equal(boxes, -1.0), axis=-1))
+        finite_boxes = ops.all(ops.isfinite(boxes), axis=-1)
+        finite_scores = ops.isfinite(scores)
+        if box_utils.is_eager(boxes):
+            finite = ops.logical_and(
+                finite_boxes, ops.all(finite_scores, axis=-1)
+            )
+            bad = ops.convert_to_numpy(
+                ops.logical_and(valid, ops.logical_not(finite))
+            )
+            if bad.any():
+                raise ValueError(
+                    "`boxes` and `scores` must be finite in every region "
+                    "that is not padding. Received: "
+                    f"{int(bad.sum())} regions with NaN or infinite values"
+                )
+        valid = ops.logical_and(valid, finite_boxes)
+        # A non-finite score gets confidence 0: never kept.
+        confidence = ops.where(
+            finite_scores,
+            ops.sigmoid(ops.where(finite_scores, scores, 0.0)),
+            0.0,
+        )
         # Padding regions get confidence 0: below any threshold, never kept.
         confidence = ops.where(valid[..., None], confidence, 0.0)
         boxes = ops.where(valid[..., None], ops.clip(boxes, 0.0, 1.0), 0.0)
@@ -80,7 +109,29 @@ class RegionDetections(keras.layers.Layer):
             "num_detections": detections["num_detections"],
         }
 
+    def _check_shapes(self, boxes_shape, scores_shape):
+        _checks.check_rank(
+            "boxes", boxes_shape, (3,), "`(batch, num_regions, 4)`"
+        )
+        _checks.check_rank(
+            "scores", scores_shape, (3,), "`(batch, num_regions, num_classes)`"
+        )
+        if boxes_shape[-1] != 4:
+            raise ValueError(
+                "`boxes` must have shape `(batch, num_regions, 4)`. "
+                f"Received: boxes.shape={boxes_shape}"
+            )
+        _checks.check_same_sizes(
+            "boxes",
+            boxes_shape,
+            "scores",
+            scores_shape,
+            [(0, 0), (1, 1)],
+            "the batch size and the number of regions",
+        )
+
     def compute_output_spec(self, boxes, scores):
+        self._check_shapes(boxes.shape, scores.shape)
         batch = boxes.shape[0]
         detections = (batch, self.max_detections)
         return {
