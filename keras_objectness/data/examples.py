@@ -13,7 +13,12 @@ Data rules, applied inside the `tf.data` graph:
   raise `InvalidArgumentError` when iterated.
 * Labels outside `[0, num_classes)` raise `InvalidArgumentError` naming
   `num_classes` when iterated: such a label means the dataset and the model
-  disagree, which no silent rule can fix.
+  disagree, which no silent rule can fix. The one exception is `-1`,
+  keras-cv's padding label: such rows are dropped like padding.
+* Images with zero height or width are dropped (nothing to crop or find).
+  Images with one channel (grayscale) are repeated to three; other channel
+  counts raise a `ValueError` when the pipeline is built, if the dataset's
+  element spec tells them.
 * Boxes are clipped to the image; boxes without area are dropped.
 * Objects of classes outside `keep_classes` are dropped (the held-out
   protocol: detection training sees boxes of the classes in B only).
@@ -75,12 +80,22 @@ def standardize_example(
     for feature in IGNORE_FEATURES:
         if feature in objects:
             ignore |= tf.cast(objects[feature], tf.bool)
-    check = tf.debugging.assert_less(
-        labels,
-        num_classes,
-        message=f"an object label is >= `num_classes` ({num_classes})",
-    )
-    with tf.control_dependencies([check]):
+    checks = [
+        tf.debugging.assert_less(
+            labels,
+            num_classes,
+            message=f"an object label is >= `num_classes` ({num_classes})",
+        ),
+        tf.debugging.assert_greater_equal(
+            labels,
+            -1,
+            message=(
+                "an object label is negative: labels must be in "
+                f"[0, `num_classes`) = [0, {num_classes}), or -1 for padding"
+            ),
+        ),
+    ]
+    with tf.control_dependencies(checks):
         labels = tf.identity(labels)
     boxes = tf.clip_by_value(boxes, 0.0, 1.0)
     keep = (
@@ -167,9 +182,15 @@ def detection_examples(
         ),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
+    dataset = dataset.filter(_has_pixels)
     if drop_empty:
         dataset = dataset.filter(has_box_to_find)
     return dataset
+
+
+def _has_pixels(example):
+    shape = tf.shape(example["images"])
+    return (shape[0] > 0) & (shape[1] > 0)
 
 
 def has_box_to_find(example):
@@ -254,8 +275,19 @@ def annotation_summary(dataset, num_examples=None, keep_classes=None):
 
 
 def check_has_objects(dataset, name="dataset"):
-    """Raises a `ValueError` unless examples have `objects/bbox` and
-    `objects/label` (read from the element spec, without iterating)."""
+    """Raises unless examples have `image`, `objects/bbox` and
+    `objects/label` (read from the element spec, without iterating).
+
+    A `TypeError` for anything but a `tf.data.Dataset`; a `ValueError` for
+    missing features or an image that is not `(height, width, 1 or 3)`
+    (or encoded bytes).
+    """
+    if not isinstance(dataset, tf.data.Dataset):
+        raise TypeError(
+            f"`{name}` must be a `tf.data.Dataset` of TFDS detection "
+            "examples (e.g. from `tfds.load`). "
+            f"Received: {name} of type {type(dataset).__name__}"
+        )
     spec = dataset.element_spec
     objects = spec.get("objects") if isinstance(spec, dict) else None
     if (
@@ -271,6 +303,20 @@ def check_has_objects(dataset, name="dataset"):
             "`objects/bbox` and `objects/label` (a split without box "
             "annotations cannot be used here). Received: elements with "
             f"keys {keys}"
+        )
+    image = spec["image"]
+    shape = getattr(image, "shape", None)
+    if getattr(image, "dtype", None) == tf.string:
+        return
+    if (
+        shape is None
+        or shape.rank not in (None, 3)
+        or (shape.rank == 3 and shape[-1] not in (None, 1, 3))
+    ):
+        raise ValueError(
+            f"`{name}`'s `image` must be `(height, width, 3)` (RGB) or "
+            "`(height, width, 1)` (grayscale, repeated to RGB), or encoded "
+            f"bytes. Received: image spec {image}"
         )
 
 
@@ -319,6 +365,15 @@ def check_annotations(
 def _decode_image(image):
     if image.dtype == tf.string:
         image = tf.io.decode_image(image, channels=3, expand_animations=False)
+    channels = image.shape[-1]
+    if channels == 1:
+        image = tf.image.grayscale_to_rgb(image)
+    elif channels is None:
+        image = tf.cond(
+            tf.shape(image)[-1] == 1,
+            lambda: tf.image.grayscale_to_rgb(image),
+            lambda: image,
+        )
     image = tf.ensure_shape(image, (None, None, 3))
     return tf.cast(image, tf.uint8)
 

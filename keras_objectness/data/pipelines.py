@@ -241,8 +241,8 @@ def region_dataset(
         batch_size: int. Global batch size, in regions.
         num_classes: int. Number of object classes (background excluded).
         regions_per_image: int. Regions sampled per image. Defaults to 16.
-        positive_fraction: float. Largest share of object regions per image.
-            Defaults to `0.25`.
+        positive_fraction: float in `[0, 1]`. Largest share of object
+            regions per image. Defaults to `0.25`.
         context_padding: float. Context added on each side of a region.
             Defaults to `0.1`.
         max_boxes, keep_classes, shuffle_buffer, augment, seed,
@@ -253,7 +253,11 @@ def region_dataset(
         int32 labels (batch,))`.
     """
     _checks.check_positive_int("regions_per_image", regions_per_image)
-    if not 0 <= positive_fraction <= 1:
+    if (
+        not isinstance(positive_fraction, (int, float))
+        or isinstance(positive_fraction, bool)
+        or not 0 <= positive_fraction <= 1
+    ):
         raise ValueError(
             "`positive_fraction` must be in [0, 1]. "
             f"Received: positive_fraction={positive_fraction!r}"
