@@ -231,7 +231,7 @@ def adapt_classifier(
     validate_weighting(weighting, temperature)
     chunk_size = _validate_chunk_size(chunk_size)
     head = find_background_head(model)
-    check_adaptable(head, knn, adapt_output_layer)
+    # The missing snapshot first: it is the real problem whatever `knn` is.
     if not head.has_snapshot:
         raise ValueError(
             "The `BackgroundHead` has no snapshot of the classifier weights "
@@ -239,6 +239,7 @@ def adapt_classifier(
             "the `keras_objectness.callbacks.DetectorAdapter` callback. "
             f"Received: head {head.name!r} with snapshot_taken=0"
         )
+    check_adaptable(head, knn, adapt_output_layer)
     k = head.num_classes
     b_ids, _ = _split_ids(head.detection_classes, k)
     knn = validate_knn(knn, len(b_ids)) if adapt_output_layer else None

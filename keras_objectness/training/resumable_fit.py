@@ -277,6 +277,7 @@ def _check_arguments(
             "`dataset` must be a tf.data.Dataset of batches. Received: "
             f"dataset={type(dataset).__name__}"
         )
+    _check_batches(model, dataset)
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 0:
         raise ValueError(
             "`epochs` must be a non-negative integer (0 only builds the "
@@ -324,6 +325,45 @@ def _check_arguments(
                 f"save_freq={save_freq}, backup_dir=None"
             )
     return steps_per_epoch
+
+
+def _check_batches(model, dataset):
+    """Raises when the dataset's element spec cannot train `model`.
+
+    Read from the spec, without iterating: batches must be `(x, y)` or
+    `(x, y, sample_weight)` (`x` alone only without a compiled loss), and
+    for a single output `y` must be one label per example or one value per
+    output unit.
+    """
+    spec = dataset.element_spec
+    has_loss = getattr(model, "loss", None) is not None
+    if isinstance(spec, tuple) and len(spec) in (2, 3):
+        y_spec = spec[1]
+    elif not has_loss:
+        return
+    else:
+        raise ValueError(
+            "`dataset` must yield `(x, y)` or `(x, y, sample_weight)` batches "
+            "for a model compiled with a loss. "
+            f"Received: dataset with elements {spec}"
+        )
+    outputs = getattr(model, "outputs", None)
+    if not isinstance(y_spec, tf.TensorSpec) or not outputs or len(outputs) != 1:
+        return
+    y_shape = tuple(y_spec.shape.as_list()) if y_spec.shape.rank else None
+    out_shape = tuple(outputs[0].shape)
+    if (
+        y_shape is not None
+        and len(y_shape) == len(out_shape) >= 2
+        and y_shape[-1] not in (None, 1)
+        and out_shape[-1] is not None
+        and y_shape[-1] != out_shape[-1]
+    ):
+        raise ValueError(
+            "`dataset`'s targets `y` must hold one label per example or one "
+            f"value per output unit ({out_shape[-1]}). Received: y of shape "
+            f"{y_shape} for a model output of shape {out_shape}"
+        )
 
 
 def _build(model, dataset):
