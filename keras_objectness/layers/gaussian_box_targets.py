@@ -144,8 +144,10 @@ class GaussianBoxTargets(keras.layers.Layer):
 
     def _check_shapes(self, boxes_shape, classes):
         _checks.check_rank(
-            "boxes", boxes_shape, (2, 3), "`(batch, max_boxes, 4)` or "
-            "`(max_boxes, 4)`"
+            "boxes",
+            boxes_shape,
+            (2, 3),
+            "`(batch, max_boxes, 4)` or `(max_boxes, 4)`",
         )
         if classes is None:
             return

@@ -348,7 +348,8 @@ def _check_batches(model, dataset):
             f"Received: dataset with elements {spec}"
         )
     outputs = getattr(model, "outputs", None)
-    if not isinstance(y_spec, tf.TensorSpec) or not outputs or len(outputs) != 1:
+    single = outputs is not None and len(outputs) == 1
+    if not isinstance(y_spec, tf.TensorSpec) or not single:
         return
     y_shape = tuple(y_spec.shape.as_list()) if y_spec.shape.rank else None
     out_shape = tuple(outputs[0].shape)
