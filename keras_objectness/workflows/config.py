@@ -66,7 +66,7 @@ class WorkflowConfig:
     proposer_epochs: int = 12
     proposer_image_size: int = 64
     proposal_iou: float = 0.5
-    method: str = "lsda"
+    method: str = "joint"
     knn: object = 5
     finetune_epochs: int = 4
     finetune_learning_rate: float = 1e-4
