@@ -121,6 +121,11 @@ def _assert_same_run(actual, expected, what, history_tolerance=0.0):
         )
 
 
+def _last_checkpoint(step):
+    """The newest checkpoint before `step`: a save step or an epoch end."""
+    return max(step - step % SAVE_FREQ, step - step % STEPS_PER_EPOCH)
+
+
 def _random_mid_epoch_step(rng):
     """A step that is neither an epoch end nor a checkpoint step."""
     candidates = [
@@ -174,7 +179,7 @@ def test_killed_at_a_random_step_resumes_exactly(tmp_path):
     expected = _load(folder, "reference")
     actual = _load(folder, "resumed")
     # Resumed from the last checkpoint before the kill, mid-epoch.
-    assert actual["first_step"] == step - step % SAVE_FREQ, step
+    assert actual["first_step"] == _last_checkpoint(step), step
     assert expected["first_step"] == 0
     assert len(expected["history"]["loss"]) == EPOCHS
     _assert_same_run(actual, expected, f"killed at step {step}")
@@ -203,7 +208,7 @@ def test_one_of_two_workers_killed_and_job_restarted(tmp_path):
     for worker in range(2):
         expected = _load(folder, f"reference_{worker}")
         actual = _load(folder, f"resumed_{worker}")
-        assert actual["first_step"] == step - step % SAVE_FREQ, step
+        assert actual["first_step"] == _last_checkpoint(step), step
         _assert_same_run(
             actual,
             expected,
