@@ -494,29 +494,11 @@ def _train_classifier(args, argv):
     with log.stage("dataset"):
         source.prepare()
     with log.stage("classifier"):
-        classifier, trained = workflows.build_classifier(
-            config.classifier,
+        classifier, accuracy = workflows.classifier_from_config(
+            source,
             source.num_classes,
-            config.crop_size,
-            config.dropout_rate,
-        )
-        crop = int(classifier.inputs[0].shape[1])
-        classifier, accuracy = workflows.train_classifier(
-            classifier,
-            workflows.classification_examples(
-                source, "classification_train", crop
-            ),
-            workflows.classification_examples(
-                source, "classification_validation", crop
-            ),
-            source.num_classes,
+            config,
             epochs=config.classifier_epochs,
-            batch_size=config.batch_size,
-            learning_rate=config.learning_rate,
-            min_crop=config.classifier_min_crop,
-            flip=config.flip,
-            seed=config.seed,
-            verbose=config.verbose,
         )
     os.makedirs(config.output_dir, exist_ok=True)
     path = os.path.join(config.output_dir, "classifier.keras")
@@ -533,18 +515,7 @@ def _train_proposer(args, argv):
     class_split = _class_split(args, source)
     log = workflows.StageLog(verbose=config.verbose > 0)
     with log.stage("proposer"):
-        proposer = workflows.train_proposer(
-            source.load("detection_train"),
-            source.num_classes,
-            class_split.detection_classes,
-            epochs=config.proposer_epochs,
-            image_size=config.proposer_image_size,
-            batch_size=config.batch_size,
-            learning_rate=config.learning_rate,
-            flip=config.flip,
-            seed=config.seed,
-            verbose=config.verbose,
-        )
+        proposer = workflows.proposer_from_config(source, class_split, config)
     os.makedirs(config.output_dir, exist_ok=True)
     path = os.path.join(config.output_dir, "proposer.keras")
     proposer.save(path)
@@ -565,26 +536,10 @@ def _adapt(args, argv):
             f"per class of the data). Received: {args.classifier_file!r} with "
             f"{classifier.outputs[0].shape[-1]}"
         )
-    crop = int(classifier.inputs[0].shape[1])
     log = workflows.StageLog(verbose=config.verbose > 0)
     with log.stage(f"fine-tuning ({config.method})"):
-        network = workflows.finetune_detector(
-            classifier,
-            source.load("detection_train"),
-            class_split,
-            method=config.method,
-            knn=config.knn,
-            epochs=config.finetune_epochs,
-            learning_rate=config.finetune_learning_rate,
-            batch_size=config.batch_size,
-            regions_per_image=config.regions_per_image,
-            positive_fraction=config.positive_fraction,
-            flip=config.flip,
-            seed=config.seed,
-            classification_examples=workflows.classification_examples(
-                source, "classification_train", crop
-            ),
-            verbose=config.verbose,
+        network = workflows.finetune_from_config(
+            classifier, source, class_split, config
         )
     os.makedirs(config.output_dir, exist_ok=True)
     path = os.path.join(config.output_dir, "detector.keras")

@@ -20,7 +20,10 @@ from keras_objectness.workflows.finetuning import finetune_detector
 from keras_objectness.workflows.finetuning import region_batches
 from keras_objectness.workflows.gallery import draw_gallery
 from keras_objectness.workflows.lsda import classification_examples
+from keras_objectness.workflows.lsda import classifier_from_config
+from keras_objectness.workflows.lsda import finetune_from_config
 from keras_objectness.workflows.lsda import make_strategy
+from keras_objectness.workflows.lsda import proposer_from_config
 from keras_objectness.workflows.lsda import run_lsda
 from keras_objectness.workflows.lsda import test_arrays
 from keras_objectness.workflows.objectness import classifier_from_detector
@@ -54,6 +57,7 @@ __all__ = [
     "WorkflowConfig",
     "build_classifier",
     "classification_examples",
+    "classifier_from_config",
     "classifier_from_detector",
     "detect_on_proposals",
     "detection_network_copy",
@@ -62,6 +66,7 @@ __all__ = [
     "evaluate_detections",
     "evaluate_objectness",
     "finetune_detector",
+    "finetune_from_config",
     "load_split",
     "make_proposals",
     "make_strategy",
@@ -71,6 +76,7 @@ __all__ = [
     "plot_precision_recall",
     "pretrain_classifier",
     "proposer_box_space",
+    "proposer_from_config",
     "region_batches",
     "region_scores_model",
     "robustness",

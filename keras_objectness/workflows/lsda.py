@@ -137,29 +137,11 @@ def run_lsda(
         validate_knn(config.knn, len(class_split.detection_classes))
 
     with log.stage("classifier"):
-        classifier, trained = classifiers.build_classifier(
-            config.classifier,
+        classifier, accuracy = classifier_from_config(
+            source,
             num_classes,
-            config.crop_size,
-            config.dropout_rate,
-        )
-        crop_size = int(classifier.inputs[0].shape[1])
-        classifier, accuracy = classifiers.train_classifier(
-            classifier,
-            classification_examples(source, "classification_train", crop_size),
-            classification_examples(
-                source, "classification_validation", crop_size
-            ),
-            num_classes,
-            epochs=0 if trained else config.classifier_epochs,
-            batch_size=config.batch_size,
-            learning_rate=config.learning_rate,
-            min_crop=config.classifier_min_crop,
-            flip=config.flip,
-            seed=config.seed,
+            config,
             backup_dir=_backup(config, "classifier"),
-            save_freq=config.save_freq,
-            verbose=config.verbose,
             strategy=strategy,
         )
         log.say(f"classifier top-1 accuracy {accuracy:.3f} (validation)")
@@ -167,47 +149,23 @@ def run_lsda(
     proposer = None
     if config.proposal_source == "objectness":
         with log.stage("proposer"):
-            proposer = proposals_lib.train_proposer(
-                source.load("detection_train"),
-                num_classes,
-                class_split.detection_classes,
-                epochs=config.proposer_epochs,
-                image_size=config.proposer_image_size,
-                batch_size=config.batch_size,
-                learning_rate=config.learning_rate,
-                flip=config.flip,
-                seed=config.seed,
+            proposer = proposer_from_config(
+                source,
+                class_split,
+                config,
                 backup_dir=_backup(config, "proposer"),
-                save_freq=config.save_freq,
-                verbose=config.verbose,
                 strategy=strategy,
             )
 
-    finetune = dict(
-        method=config.method,
-        knn=config.knn,
-        epochs=config.finetune_epochs,
-        learning_rate=config.finetune_learning_rate,
-        batch_size=config.batch_size,
-        regions_per_image=config.regions_per_image,
-        positive_fraction=config.positive_fraction,
-        flip=config.flip,
-        seed=config.seed,
-        save_freq=config.save_freq,
-        verbose=config.verbose,
-        strategy=strategy,
-    )
     if not chief:
         # The other workers only train: fine-tuning is the last training.
-        finetuning.finetune_detector(
+        finetune_from_config(
             classifier,
-            source.load("detection_train"),
+            source,
             class_split,
-            classification_examples=classification_examples(
-                source, "classification_train", crop_size
-            ),
+            config,
             backup_dir=_backup(config, "finetune"),
-            **finetune,
+            strategy=strategy,
         )
         return None
 
@@ -239,15 +197,13 @@ def run_lsda(
         )
 
     with log.stage(f"fine-tuning ({config.method})"):
-        network = finetuning.finetune_detector(
+        network = finetune_from_config(
             classifier,
-            source.load("detection_train"),
+            source,
             class_split,
-            classification_examples=classification_examples(
-                source, "classification_train", crop_size
-            ),
+            config,
             backup_dir=_backup(config, "finetune"),
-            **finetune,
+            strategy=strategy,
         )
 
     with log.stage("adapted detection"):
@@ -291,6 +247,96 @@ def run_lsda(
     with open(os.path.join(config.output_dir, "results.json"), "w") as file:
         json.dump(results, file, indent=2)
     return results
+
+
+def classifier_from_config(
+    source, num_classes, config, epochs=None, backup_dir=None, strategy=None
+):
+    """Builds `config.classifier` and trains it on the source's images.
+
+    Args:
+        source: a `DataSource`.
+        num_classes: int. K.
+        config: a `WorkflowConfig`.
+        epochs: optional int. Defaults to 0 for a classifier that came
+            trained (a `.keras` file), else `config.classifier_epochs`.
+        backup_dir: optional resume-checkpoint folder.
+        strategy: optional `tf.distribute.Strategy`.
+
+    Returns:
+        `(classifier, validation top-1 accuracy)`.
+    """
+    classifier, trained = classifiers.build_classifier(
+        config.classifier, num_classes, config.crop_size, config.dropout_rate
+    )
+    if epochs is None:
+        epochs = 0 if trained else config.classifier_epochs
+    crop_size = int(classifier.inputs[0].shape[1])
+    return classifiers.train_classifier(
+        classifier,
+        classification_examples(source, "classification_train", crop_size),
+        classification_examples(source, "classification_validation", crop_size),
+        num_classes,
+        epochs=epochs,
+        batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        min_crop=config.classifier_min_crop,
+        flip=config.flip,
+        seed=config.seed,
+        backup_dir=backup_dir,
+        save_freq=config.save_freq,
+        verbose=config.verbose,
+        strategy=strategy,
+    )
+
+
+def proposer_from_config(
+    source, class_split, config, backup_dir=None, strategy=None
+):
+    """The objectness proposer of `config`, trained on the boxes of B."""
+    return proposals_lib.train_proposer(
+        source.load("detection_train"),
+        class_split.num_classes,
+        class_split.detection_classes,
+        epochs=config.proposer_epochs,
+        image_size=config.proposer_image_size,
+        batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        flip=config.flip,
+        seed=config.seed,
+        backup_dir=backup_dir,
+        save_freq=config.save_freq,
+        verbose=config.verbose,
+        strategy=strategy,
+    )
+
+
+def finetune_from_config(
+    classifier, source, class_split, config, backup_dir=None, strategy=None
+):
+    """A copy of `classifier` fine-tuned with `config.method`."""
+    crop_size = int(classifier.inputs[0].shape[1])
+    return finetuning.finetune_detector(
+        classifier,
+        source.load("detection_train"),
+        class_split,
+        method=config.method,
+        knn=config.knn,
+        epochs=config.finetune_epochs,
+        learning_rate=config.finetune_learning_rate,
+        batch_size=config.batch_size,
+        regions_per_image=config.regions_per_image,
+        positive_fraction=config.positive_fraction,
+        flip=config.flip,
+        seed=config.seed,
+        classification_examples=classification_examples(
+            source, "classification_train", crop_size
+        ),
+        backup_dir=backup_dir,
+        save_freq=config.save_freq,
+        verbose=config.verbose,
+        strategy=strategy,
+    )
 
 
 def _backup(config, name):
