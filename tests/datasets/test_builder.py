@@ -1,11 +1,17 @@
+import pathlib
 import socket
 
 import numpy as np
 import pytest
+import tensorflow as tf
 import tensorflow_datasets as tfds
 
 import keras_objectness.datasets  # noqa: F401  registers the builder
 from keras_objectness.datasets import silhouette_scenes
+from keras_objectness.datasets.silhouette_scenes import (
+    builder as builder_module,
+)
+from keras_objectness.datasets.silhouette_scenes import png
 from keras_objectness.datasets.silhouette_scenes import sources
 from keras_objectness.datasets.silhouette_scenes import splits
 
@@ -139,3 +145,78 @@ def test_disk_holds_the_generator_bytes(tiny):
 def test_bad_config(kwargs, argument):
     with pytest.raises(ValueError, match=f"`{argument}` must"):
         silhouette_scenes.SilhouetteScenesConfig(name="bad", **kwargs)
+
+
+def _build_files(data_dir, config=None):
+    """Builds `config` (the tiny one by default); returns its record files."""
+    builder = (
+        tfds.builder("silhouette_scenes/tiny", data_dir=data_dir)
+        if config is None
+        else silhouette_scenes.SilhouetteScenes(
+            config=config, data_dir=data_dir
+        )
+    )
+    builder.download_and_prepare()
+    files = sorted(pathlib.Path(builder.data_dir).glob("*.tfrecord*"))
+    return {path.name: path.read_bytes() for path in files}
+
+
+def test_threaded_build_writes_the_serial_bytes(tmp_path):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(builder_module.WORKERS_ENV, "1")
+        serial = _build_files(tmp_path / "serial")
+        patch.setenv(builder_module.WORKERS_ENV, "3")
+        threaded = _build_files(tmp_path / "threaded")
+    assert len(serial) == len(splits.SPLIT_NAMES)
+    assert serial.keys() == threaded.keys()
+    for name in serial:
+        assert serial[name] == threaded[name], name
+    # The records hold the PNG that TensorFlow writes for the generator's
+    # image, in both paths.
+    generator = splits.SceneGenerator(image_size=64, seed=0)
+    for split in splits.SPLIT_NAMES:
+        (name,) = [n for n in threaded if f"-{split}.tfrecord" in n]
+        for index in (0, 5, 23):
+            image = generator.example(split, index)["image"]
+            assert tf.io.encode_png(image).numpy() in threaded[name]
+
+
+def test_encoder_mismatch_falls_back_to_tensorflow(tmp_path):
+    config = silhouette_scenes.SilhouetteScenesConfig(
+        name="fallback",
+        image_size=32,
+        split_sizes=(("test_mixed", 7), ("classification_train", 3)),
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(builder_module.WORKERS_ENV, "1")
+        serial = _build_files(tmp_path / "serial", config)
+        patch.setenv(builder_module.WORKERS_ENV, "2")
+        calls = []
+
+        def broken(image):
+            calls.append(image)
+            return b"not the bytes TensorFlow writes"
+
+        patch.setattr(png, "encode_png", broken)
+        patch.setattr(png, "png_from_rows", broken)
+        fallback = _build_files(tmp_path / "fallback", config)
+    assert len(calls) == 2  # one check per split, then TensorFlow
+    assert serial == fallback
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two", "1.5"])
+def test_bad_worker_count(value):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(builder_module.WORKERS_ENV, value)
+        with pytest.raises(
+            ValueError, match="`SILHOUETTE_SCENES_WORKERS` must be an integer"
+        ):
+            builder_module.num_workers()
+
+
+def test_worker_count():
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(builder_module.WORKERS_ENV, " 3 ")
+        assert builder_module.num_workers() == 3
+        patch.delenv(builder_module.WORKERS_ENV)
+        assert 2 <= builder_module.num_workers() <= 4

@@ -16,6 +16,7 @@ So every painted pixel that is not mostly covered lies in its object's box.
 """
 
 import collections
+import functools
 import math
 
 import numpy as np
@@ -65,23 +66,35 @@ def resize_bilinear(image, height, width):
     resize_bilinear(np.eye(4), 8, 8).shape  # (8, 8)
     ```
     """
-    image = np.asarray(image, dtype=np.float32)
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        # uint8 rows are gathered first and promoted exactly by the
+        # products below; other dtypes are converted up front.
+        image = image.astype(np.float32, copy=False)
     in_height, in_width = image.shape[:2]
-    y0, y1, wy = _interpolation_grid(in_height, height)
-    x0, x1, wx = _interpolation_grid(in_width, width)
+    y0, y1, wy, wy_low = _interpolation_grid(in_height, height)
+    x0, x1, wx, wx_low = _interpolation_grid(in_width, width)
     extra = (None,) * (image.ndim - 2)
+    wy_low = wy_low[(slice(None), None) + extra]
     wy = wy[(slice(None), None) + extra]
+    wx_low = wx_low[(None, slice(None)) + extra]
     wx = wx[(None, slice(None)) + extra]
-    rows = image[y0] * (1.0 - wy) + image[y1] * wy
-    return rows[:, x0] * (1.0 - wx) + rows[:, x1] * wx
+    rows = image[y0] * wy_low + image[y1] * wy
+    return rows[:, x0] * wx_low + rows[:, x1] * wx
 
 
+@functools.lru_cache(maxsize=1024)
 def _interpolation_grid(size_in, size_out):
+    """Source rows (or columns) and float32 weights, cached read-only."""
     centres = (np.arange(size_out) + 0.5) * (size_in / size_out) - 0.5
     centres = np.clip(centres, 0.0, size_in - 1)
     low = np.floor(centres).astype(np.intp)
     high = np.minimum(low + 1, size_in - 1)
-    return low, high, (centres - low).astype(np.float32)
+    weight = (centres - low).astype(np.float32)
+    grid = (low, high, weight, 1.0 - weight)
+    for array in grid:
+        array.setflags(write=False)
+    return grid
 
 
 def crop_background(photo, image_size, rng, crop_fraction=(0.5, 1.0)):
@@ -235,10 +248,14 @@ def compose_scene(
     alphas = np.zeros((len(placed), height, width), np.float32)
     for k, (_, (top, left, bottom, right), alpha) in enumerate(placed):
         alphas[k, top:bottom, left:right] = alpha
-    keep = _visible_objects(alphas, min_visible_fraction, min_visible_pixels)
+    support = alphas > 0
+    hiding = alphas >= OCCLUSION_THRESHOLD
+    keep = _visible_objects(
+        support, hiding, min_visible_fraction, min_visible_pixels
+    )
     placed = [placed[k] for k in keep]
     alphas = alphas[keep]
-    masks = _visible_masks(alphas)
+    masks = _visible_masks(support[keep], hiding[keep])
 
     colors = np.zeros((len(placed), 3), np.float32)
     for k, (_, (top, left, bottom, right), alpha) in enumerate(placed):
@@ -336,26 +353,38 @@ def _iou(a, b):
     return inter / (area_a + area_b - inter)
 
 
-def _visible_masks(alphas):
-    """Painted pixels not hidden by a later object (alpha >= 0.5)."""
-    support = alphas > 0
-    if len(support) == 0:
-        return support
-    hiding = alphas >= OCCLUSION_THRESHOLD
-    covered = np.zeros_like(support)
-    # covered[i] = union of hiding[j] for j > i.
-    covered[:-1] = np.logical_or.accumulate(hiding[::-1], axis=0)[::-1][1:]
-    return support & ~covered
+def _visible_masks(support, hiding):
+    """Painted pixels not hidden by a later object.
+
+    Args:
+        support: bool `(n, height, width)`, the pixels each object paints
+            (alpha > 0).
+        hiding: bool `(n, height, width)`, the pixels each object hides
+            (alpha >= `OCCLUSION_THRESHOLD`).
+
+    Returns:
+        bool `(n, height, width)`: `support[i]` minus the union of
+        `hiding[j]` for `j > i`.
+    """
+    visible = support.copy()
+    if len(support) < 2:
+        return visible
+    covered = hiding[-1].copy()
+    for i in range(len(support) - 2, -1, -1):
+        visible[i] &= ~covered
+        if i:
+            covered |= hiding[i]
+    return visible
 
 
-def _visible_objects(alphas, min_fraction, min_pixels):
+def _visible_objects(support, hiding, min_fraction, min_pixels):
     """Indices of the objects kept after repeatedly dropping hidden ones."""
-    keep = list(range(len(alphas)))
-    support = (alphas > 0).reshape(len(alphas), -1).sum(1)
+    keep = list(range(len(support)))
+    painted = support.reshape(len(support), -1).sum(1)
     while keep:
-        visible = _visible_masks(alphas[keep])
+        visible = _visible_masks(support[keep], hiding[keep])
         counts = visible.reshape(len(keep), -1).sum(1)
-        fractions = counts / np.maximum(support[keep], 1)
+        fractions = counts / np.maximum(painted[keep], 1)
         failing = (fractions < min_fraction) | (counts < min_pixels)
         if not failing.any():
             break

