@@ -15,12 +15,14 @@ from keras_objectness.adaptation import adapt_classifier
 from keras_objectness.box_space import BoxSpace
 from keras_objectness.class_split import ClassSplit
 from keras_objectness.version import __version__
+from keras_objectness.workflows.vocabulary import add_classes
 
 __all__ = [
     "BoxSpace",
     "ClassSplit",
     "__version__",
     "adapt_classifier",
+    "add_classes",
     "callbacks",
     "data",
     "evaluation",

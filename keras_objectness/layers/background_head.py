@@ -96,6 +96,12 @@ class BackgroundHead(keras.layers.Layer):
             are (for a loss that masks per example, such as
             `keras_objectness.losses.JointDetectionLoss`). Defaults to
             `True`.
+        class_names: `None` or a sequence of `num_classes` distinct
+            non-empty strings, the names of the classes in id order
+            (background not included). Stored as a tuple and in the
+            config, so the names travel with a saved model. `None` takes
+            the names of a `ClassSplit` passed as `detection_classes`, if
+            it has any. Defaults to `None`.
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -135,10 +141,13 @@ class BackgroundHead(keras.layers.Layer):
         background_initializer="zeros",
         train_detection_classes=True,
         mask_heldout_classes=True,
+        class_names=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         if isinstance(detection_classes, ClassSplit):
+            if class_names is None:
+                class_names = detection_classes.class_names
             if detection_classes.num_classes != num_classes:
                 raise ValueError(
                     "A `ClassSplit` passed as `detection_classes` must have "
@@ -147,8 +156,9 @@ class BackgroundHead(keras.layers.Layer):
                     f"detection_classes={detection_classes!r}"
                 )
             detection_classes = detection_classes.detection_classes
-        # ClassSplit checks num_classes and the ids and sorts them.
-        split = ClassSplit(num_classes, detection_classes)
+        # ClassSplit checks num_classes, the ids (and sorts them) and the
+        # names.
+        split = ClassSplit(num_classes, detection_classes, class_names)
         if output_mode not in _OUTPUT_MODES:
             raise ValueError(
                 f"`output_mode` must be one of {_OUTPUT_MODES}. "
@@ -166,6 +176,7 @@ class BackgroundHead(keras.layers.Layer):
             )
         self.num_classes = split.num_classes
         self.detection_classes = split.detection_classes
+        self.class_names = split.class_names
         self.output_mode = output_mode
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
@@ -362,6 +373,7 @@ class BackgroundHead(keras.layers.Layer):
                 ),
                 "train_detection_classes": self.train_detection_classes,
                 "mask_heldout_classes": self.mask_heldout_classes,
+                "class_names": self.class_names,
             }
         )
         return config

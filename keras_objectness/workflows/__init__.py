@@ -46,6 +46,8 @@ from keras_objectness.workflows.proposals import train_proposer
 from keras_objectness.workflows.scoring import detect_on_proposals
 from keras_objectness.workflows.scoring import evaluate_detections
 from keras_objectness.workflows.scoring import region_scores_model
+from keras_objectness.workflows.vocabulary import add_classes
+from keras_objectness.workflows.vocabulary import fit_class_columns
 
 __all__ = [
     "CocoDataSource",
@@ -55,6 +57,7 @@ __all__ = [
     "StageLog",
     "TfdsSource",
     "WorkflowConfig",
+    "add_classes",
     "build_classifier",
     "classification_examples",
     "classifier_from_config",
@@ -67,6 +70,7 @@ __all__ = [
     "evaluate_objectness",
     "finetune_detector",
     "finetune_from_config",
+    "fit_class_columns",
     "load_split",
     "make_proposals",
     "make_strategy",
