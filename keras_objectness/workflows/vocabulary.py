@@ -224,8 +224,12 @@ def add_classes(
     config.update(num_classes=k + n, class_names=old_names + new_names)
     grown_head = BackgroundHead.from_config(config)
     outputs = grown_head(features_tensor)
-    _assign(grown_head, head, detection_kernel, detection_bias, new_kernel,
-            new_bias)  # fmt: skip
+    _assign(
+        grown_head,
+        head,
+        (detection_kernel, detection_bias),
+        (new_kernel, new_bias),
+    )
     return keras.Model(network.inputs, outputs, name=network.name)
 
 
@@ -497,8 +501,9 @@ def _example_arrays(examples, argument, input_shape):
             images.append(np.asarray(image))
             labels.append(np.asarray(label))
         if not images:
-            raise ValueError(f"`{argument}` must not be empty. Received: "
-                             "an empty dataset")  # fmt: skip
+            raise ValueError(
+                f"`{argument}` must not be empty. Received: an empty dataset"
+            )
         if batched:
             images, labels = np.concatenate(images), np.concatenate(labels)
         else:
@@ -519,8 +524,8 @@ def _example_arrays(examples, argument, input_shape):
             f"`{argument}` images must have the network's input shape "
             f"(N,) + {expected}. Received: images of shape {images.shape}"
         )
-    labels = labels.reshape(-1) if labels.ndim == 2 and labels.shape[1] == 1 \
-        else labels  # fmt: skip
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels.reshape(-1)
     if labels.ndim != 1 or len(labels) != len(images):
         raise ValueError(
             f"`{argument}` must have one label per image. Received: "
@@ -583,9 +588,10 @@ def _copy_network(network):
     return copy
 
 
-def _assign(grown, head, detection_kernel, detection_bias, new_kernel,
-            new_bias):  # fmt: skip
+def _assign(grown, head, detection, classification):
     """Old weights into the grown head, new columns before background."""
+    detection_kernel, detection_bias = detection
+    new_kernel, new_bias = classification
     k = head.num_classes
     kernel = ops.convert_to_numpy(head.kernel)
     bias = ops.convert_to_numpy(head.bias)
