@@ -5,8 +5,10 @@
         --detection-classes person,car,dog
     keras-objectness run --coco-json labels.json --images-dir photos/ \\
         --detection-classes boxed
+    keras-objectness add-classes --detector detector.keras \\
+        --images new_classes/ --output detector_grown.keras
     keras-objectness train-classifier | train-proposer | adapt | detect |
-        evaluate | export --help
+        evaluate | export | add-classes --help
 
 Exit codes: 0 success, 2 bad arguments or data (a one-line message, no
 stack trace), 1 anything unexpected.
@@ -379,6 +381,66 @@ def build_parser():
     )
     _add_class_names_flag(export)
     export.set_defaults(handler=_export)
+
+    grow = commands.add_parser(
+        "add-classes",
+        help="add classes to a trained detector from image labels alone "
+        "(no boxes, no retraining; the existing classes' scores stay the "
+        "same)",
+        formatter_class=_Formatter,
+        description="Fit one classifier column per new class on the "
+        "detector's frozen features against its existing classifier "
+        "columns, give each a detection column with LSDA's neighbour "
+        "offsets, and write a detector with the new classes appended "
+        "(ids after the existing ones, background last) and their names "
+        "stored in the model.",
+    )
+    grow.add_argument(
+        "--detector", required=True, help="a detection network (.keras)"
+    )
+    grow.add_argument(
+        "--images",
+        required=True,
+        metavar="DIR_PER_CLASS",
+        help="a folder with one subfolder per new class (the subfolder's "
+        "name is the class name) holding its image files; images are "
+        "resized whole to the detector's input side",
+    )
+    grow.add_argument(
+        "--output", required=True, help="the grown detector (.keras)"
+    )
+    grow.add_argument(
+        "--max-images-per-class",
+        type=int,
+        default=None,
+        help="use at most this many images of each class, in file-name "
+        "order (None: all)",
+    )
+    grow.add_argument(
+        "--adaptation",
+        choices=("knn", "none"),
+        default="knn",
+        help="detection columns: the classifier column plus the mean "
+        "fine-tuning offset of its --knn nearest boxed classes (knn), or "
+        "the classifier column itself (none)",
+    )
+    grow.add_argument(
+        "--knn", default="5", help="neighbours among the boxed classes, or all"
+    )
+    grow.add_argument(
+        "--steps", type=int, default=300, help="steps of the column fit"
+    )
+    grow.add_argument(
+        "--learning-rate",
+        type=float,
+        default=0.01,
+        help="Adam rate of the column fit",
+    )
+    grow.add_argument(
+        "--l2", type=float, default=1e-3, help="L2 penalty on new columns"
+    )
+    _add_class_names_flag(grow)
+    grow.set_defaults(handler=_add_classes)
     return parser
 
 
@@ -386,8 +448,9 @@ def _add_class_names_flag(parser):
     parser.add_argument(
         "--class-names",
         default=None,
-        help="comma-separated class names; default: those of the "
-        "results.json beside --detector (as `run` writes), else class ids",
+        help="comma-separated names of the detector's classes; default: "
+        "those stored in the detector, else those of the results.json "
+        "beside --detector (as `run` writes), else class ids",
     )
 
 
@@ -597,13 +660,17 @@ def _read_images(files, size):
 
 
 def _class_names_for(args, network):
-    """`--class-names`, the names of `run`'s results.json, or the ids."""
+    """`--class-names`, the model's own names, `run`'s results.json's, or
+    the ids."""
     from keras_objectness.adaptation import find_background_head
 
-    count = find_background_head(network).num_classes
+    head = find_background_head(network)
+    count = head.num_classes
     names = None
     if args.class_names:
         names = [name.strip() for name in args.class_names.split(",")]
+    elif head.class_names is not None:
+        names = list(head.class_names)
     else:
         results = os.path.join(
             os.path.dirname(os.path.abspath(args.detector)), "results.json"
@@ -747,6 +814,80 @@ def _export(args, argv):
     )
     inputs = "images" if proposer is not None else "images and proposals"
     print(f"wrote {path} (serve: {inputs} in, detections out)")
+    return EXIT_OK
+
+
+def _add_classes(args, argv):
+    import time
+
+    import numpy as np
+
+    from keras_objectness import workflows
+
+    if not args.output.endswith(".keras"):
+        raise ValueError(
+            f"`--output` must end in .keras. Received: {args.output!r}"
+        )
+    network = _load_model(args.detector, "--detector")
+    if not os.path.isdir(args.images):
+        raise ValueError(
+            "`--images` must be a folder with one subfolder per new class. "
+            f"Received: {args.images!r}"
+        )
+    names = sorted(
+        entry
+        for entry in os.listdir(args.images)
+        if os.path.isdir(os.path.join(args.images, entry))
+    )
+    if not names:
+        raise ValueError(
+            "`--images` must hold one subfolder per new class. "
+            f"Received: {args.images!r} with no subfolders"
+        )
+    cap = args.max_images_per_class
+    if cap is not None and cap < 1:
+        raise ValueError(
+            "`--max-images-per-class` must be a positive integer. "
+            f"Received: {cap}"
+        )
+    side = int(network.inputs[0].shape[1])
+    images, labels = [], []
+    for label, name in enumerate(names):
+        folder = os.path.join(args.images, name)
+        try:
+            files = _image_files([folder])
+        except ValueError:
+            raise ValueError(
+                f"`--images`: the class folder {folder!r} holds no image "
+                "files (.jpg, .jpeg, .png, .bmp, .gif)."
+            ) from None
+        files = files[:cap] if cap else files
+        images.append(_read_images(files, side))
+        labels += [label] * len(files)
+
+    knn = int(args.knn) if args.knn.isdigit() else args.knn
+    existing = _class_names_for(args, network)
+    start = time.perf_counter()
+    grown = workflows.add_classes(
+        network,
+        (np.concatenate(images), np.asarray(labels, "int32")),
+        names,
+        existing_class_names=existing,
+        adaptation=args.adaptation,
+        knn=knn,
+        steps=args.steps,
+        learning_rate=args.learning_rate,
+        l2=args.l2,
+    )
+    seconds = time.perf_counter() - start
+    folder = os.path.dirname(os.path.abspath(args.output))
+    os.makedirs(folder, exist_ok=True)
+    grown.save(args.output)
+    print(
+        f"added {len(names)} classes ({', '.join(names)}) from "
+        f"{len(labels)} images in {seconds:.1f} s: {len(existing)} -> "
+        f"{len(existing) + len(names)} classes; wrote {args.output}"
+    )
     return EXIT_OK
 
 
