@@ -12,6 +12,7 @@ from keras_objectness.layers.local_response_normalization import (
 )
 from keras_objectness.layers.region_crops import RegionCrops
 from keras_objectness.layers.region_detections import RegionDetections
+from keras_objectness.layers.region_pooling import RegionPooling
 
 __all__ = [
     "BackgroundHead",
@@ -22,4 +23,5 @@ __all__ = [
     "LocalResponseNormalization",
     "RegionCrops",
     "RegionDetections",
+    "RegionPooling",
 ]
