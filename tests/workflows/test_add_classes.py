@@ -316,3 +316,29 @@ def test_bad_networks_and_example_types(detector):
             ("a", "b"),
             knn=2,
         )
+
+
+def test_fit_class_columns_lowers_the_loss_deterministically():
+    rng = np.random.default_rng(3)
+    features = np.abs(rng.normal(size=(40, 8))).astype("float32")
+    labels = 4 + np.arange(40) % 2
+    features[labels == 5, :4] += 2.0
+    w_c = rng.normal(0, 0.3, (8, 4)).astype("float32")
+    b_c = np.zeros(4, "float32")
+    kernel, bias, loss = vocabulary.fit_class_columns(
+        features, labels, w_c, b_c, num_new_classes=2, steps=100
+    )
+    assert kernel.shape == (8, 2) and bias.shape == (2,)
+    # From zeros the new logits are 0; the fit must do better than that.
+    zero = np.concatenate([features @ w_c + b_c, np.zeros((40, 2))], 1)
+    zero_loss = -np.mean(
+        zero[np.arange(40), labels] - np.log(np.exp(zero).sum(1))
+    )
+    assert loss < 0.5 * zero_loss
+    again = vocabulary.fit_class_columns(
+        features, labels, w_c, b_c, num_new_classes=2, steps=100
+    )
+    np.testing.assert_array_equal(again[0], kernel)
+    assert again[2] == loss
+    with pytest.raises(ValueError, match="`num_new_classes`"):
+        vocabulary.fit_class_columns(features, labels, w_c, b_c, 0)
