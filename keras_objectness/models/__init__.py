@@ -9,6 +9,9 @@ from keras_objectness.models.objectness_detector import (
     objectness_inference_model,
 )
 from keras_objectness.models.region_detector import region_detector
+from keras_objectness.models.shared_feature_detector import (
+    shared_feature_detector,
+)
 
 __all__ = [
     "ALEXNET_PRESETS",
@@ -18,4 +21,5 @@ __all__ = [
     "objectness_detector",
     "objectness_inference_model",
     "region_detector",
+    "shared_feature_detector",
 ]

@@ -12,6 +12,9 @@ from keras_objectness.layers.region_detections import RegionDetections
 from keras_objectness.models.objectness_detector import (
     objectness_inference_model,
 )
+from keras_objectness.models.shared_feature_detector import (
+    shared_feature_detector,
+)
 
 
 def region_detector(
@@ -24,6 +27,8 @@ def region_detector(
     iou_threshold=0.3,
     max_detections=100,
     name="region_detector",
+    detector="per_crop",
+    image_scales=(1.0,),
 ):
     """Builds the one-call detector of every class, boxes or not.
 
@@ -56,6 +61,13 @@ def region_detector(
         iou_threshold: float. Per-class NMS overlap. Defaults to `0.3`.
         max_detections: int. Detections per image. Defaults to `100`.
         name: str. Model name. Defaults to `"region_detector"`.
+        detector: `"per_crop"` (each proposal cropped and run through the
+            whole network, R-CNN) or `"shared"` (the trunk once per image,
+            proposals pooled from its feature map:
+            `keras_objectness.models.shared_feature_detector`, Fast
+            R-CNN). Defaults to `"per_crop"`.
+        image_scales: tuple of floats. Pyramid levels of the `"shared"`
+            path. Defaults to `(1.0,)`.
 
     Returns:
         A functional `keras.Model` from images (and, without a proposer,
@@ -73,6 +85,11 @@ def region_detector(
         - [Hoffman et al., 2014. LSDA: Large Scale Detection through
           Adaptation](https://arxiv.org/abs/1407.5035), section 3.3.
     """
+    if detector not in ("per_crop", "shared"):
+        raise ValueError(
+            "`detector` must be 'per_crop' or 'shared'. "
+            f"Received: detector={detector!r}"
+        )
     head = find_background_head(detection_network)
     crop_shape = tuple(detection_network.inputs[0].shape[1:])
     if (
@@ -106,14 +123,24 @@ def region_detector(
     else:
         boxes = keras.Input((max_proposals, 4), name=f"{name}_proposals")
         inputs = [images, boxes]
-    crops = RegionCrops(crop_shape[0], context_padding, name=f"{name}_crops")(
-        images, boxes
-    )
-    # One call of the network on all crops (a TimeDistributed would trace
-    # one copy of it per proposal).
-    scores = BatchedTimeDistributed(
-        _scoring_model(detection_network, head), name=f"{name}_scores"
-    )(crops)
+    if detector == "shared":
+        scores = shared_feature_detector(
+            detection_network,
+            tuple(image_shape),
+            int(boxes.shape[1]),
+            context_padding=context_padding,
+            image_scales=tuple(image_scales),
+            name=f"{name}_shared",
+        )([images, boxes])
+    else:
+        crops = RegionCrops(
+            crop_shape[0], context_padding, name=f"{name}_crops"
+        )(images, boxes)
+        # One call of the network on all crops (a TimeDistributed would
+        # trace one copy of it per proposal).
+        scores = BatchedTimeDistributed(
+            _scoring_model(detection_network, head), name=f"{name}_scores"
+        )(crops)
     detections = RegionDetections(
         max_detections, iou_threshold, name=f"{name}_detections"
     )(boxes, scores)

@@ -352,6 +352,7 @@ def _feature_boxes(
         first_pixel = start * size + (offset + 0.5) * extent / crop_size - 0.5
         first = ((first_pixel - offset) / stride + 0.5) / cells
         step = extent / (crop_size * cells)
-        coordinates.append((first - 0.5 * step, first + (pool_size - 0.5) * step))
+        last = first + (pool_size - 0.5) * step
+        coordinates.append((first - 0.5 * step, last))
     (y0, y1), (x0, x1) = coordinates
     return ops.stack([y0, x0, y1, x1], axis=-1)

@@ -51,6 +51,12 @@ METHODS = {
     "against the background",
 }
 JOINT_METHODS = ("joint", "joint_background")
+DETECTORS = {
+    "per_crop": "R-CNN: every region cropped and run through the whole "
+    "network",
+    "shared": "Fast R-CNN: the trunk once per image, regions pooled from "
+    "its feature map (`shared_feature_detector`)",
+}
 
 
 def detection_network_copy(
@@ -147,6 +153,86 @@ def region_batches(
     )
 
 
+def image_region_batches(
+    train_examples,
+    detection_classes,
+    num_classes,
+    image_size,
+    images_per_batch=8,
+    regions_per_image=8,
+    positive_fraction=0.25,
+    flip=True,
+    seed=0,
+):
+    """Whole images with labelled regions, for fine-tuning through pooling.
+
+    The regions and labels of `region_batches` (the same sampler:
+    `keras_objectness.data.sample_regions`, IoU >= 0.5 to an object of
+    `detection_classes` takes its class, the rest are background
+    `num_classes`), kept with their image instead of cropped: Fast
+    R-CNN's mini-batches of a few images and many regions each.
+
+    Returns:
+        `tf.data.Dataset` of `((uint8 images (b, S, S, 3), float32 regions
+        (b, R, 4)), int32 labels (b, R), float32 weights (b, R))`; rows
+        that could not be drawn (label `-1`) have weight 0.
+    """
+    scenes = data.keras_cv_dataset(
+        train_examples,
+        image_size,
+        images_per_batch,
+        num_classes,
+        keep_classes=detection_classes,
+        shuffle_buffer=1024,
+        augment=flip,
+        seed=seed,
+    ).unbatch()
+    seeds = tf.data.Dataset.random(seed=seed + 1).batch(2)
+
+    def sample(example, region_seed):
+        boxes = example["bounding_boxes"]
+        regions, labels, _ = data.sample_regions(
+            boxes["boxes"],
+            boxes["classes"],
+            regions_per_image,
+            background_class=num_classes,
+            positive_fraction=positive_fraction,
+            seed=region_seed,
+            ignore=boxes["ignore"],
+        )
+        weights = tf.cast(labels >= 0, tf.float32)
+        labels = tf.maximum(labels, 0)
+        return (example["images"], regions), labels, weights
+
+    dataset = tf.data.Dataset.zip((scenes, seeds)).map(
+        sample, num_parallel_calls=tf.data.AUTOTUNE
+    )
+    return dataset.batch(images_per_batch).prefetch(tf.data.AUTOTUNE)
+
+
+def shared_training_model(network, image_size, regions_per_image):
+    """`network`'s layers as a compiled Fast R-CNN training model.
+
+    Images and regions in, the head's `K + 1` probabilities per region
+    out (`shared_feature_detector` with `output_mode=None`), compiled with
+    the network's own optimizer settings and loss; it holds the network's
+    layer objects, so training it trains `network`.
+    """
+    model = models.shared_feature_detector(
+        network,
+        (image_size, image_size, 3),
+        regions_per_image,
+        output_mode=None,
+        name=f"{network.name}_shared",
+    )
+    optimizer = network.optimizer
+    model.compile(
+        keras.optimizers.Adam(float(optimizer.learning_rate)),
+        network.loss or keras.losses.SparseCategoricalCrossentropy(),
+    )
+    return model
+
+
 def finetune_detector(
     classifier,
     train_examples,
@@ -168,6 +254,8 @@ def finetune_detector(
     save_freq=50,
     verbose=2,
     strategy=None,
+    detector="per_crop",
+    image_size=128,
 ):
     """Fine-tunes a copy of `classifier` into an all-class detector.
 
@@ -189,10 +277,23 @@ def finetune_detector(
             the methods are measured against); `method` is then ignored.
         backup_dir: resume checkpoints of this training.
         strategy: optional `tf.distribute.Strategy`.
+        detector: `"per_crop"` (train on region crops, R-CNN) or
+            `"shared"` (train through `shared_feature_detector` on whole
+            images of `image_size`, Fast R-CNN: `batch_size //
+            regions_per_image` images a batch). The returned network is
+            the same kind of detection network either way. Defaults to
+            `"per_crop"`.
+        image_size: int. Side of the training scenes for `"shared"`.
+            Defaults to `128`.
 
     Returns:
         The fine-tuned (and adapted) detection network.
     """
+    if detector not in DETECTORS:
+        raise ValueError(
+            f"`detector` must be one of {tuple(DETECTORS)}. "
+            f"Received: detector={detector!r}"
+        )
     if method not in METHODS:
         raise ValueError(
             f"`method` must be one of {tuple(METHODS)}. "
@@ -204,6 +305,12 @@ def finetune_detector(
         tuple(range(num_classes)) if oracle else class_split.detection_classes
     )
     joint = method in JOINT_METHODS and not oracle
+    if joint and detector == "shared":
+        raise ValueError(
+            f"`method={method!r}` mixes image-labelled crops into region "
+            "batches and needs `detector='per_crop'`. Received: "
+            "detector='shared'"
+        )
     loss = None
     if joint:
         if classification_examples is None:
@@ -225,18 +332,32 @@ def finetune_detector(
         loss=loss,
         mask_heldout_classes=not joint,
     )
-    batches = region_batches(
-        train_examples,
-        detection_classes,
-        num_classes,
-        crop_size=crop_size,
-        batch_size=batch_size,
-        regions_per_image=regions_per_image,
-        positive_fraction=positive_fraction,
-        flip=flip,
-        seed=seed,
-    )
-    if joint:
+    if detector == "shared":
+        images_per_batch = max(1, batch_size // regions_per_image)
+        batches = image_region_batches(
+            train_examples,
+            detection_classes,
+            num_classes,
+            image_size,
+            images_per_batch=images_per_batch,
+            regions_per_image=regions_per_image,
+            positive_fraction=positive_fraction,
+            flip=flip,
+            seed=seed,
+        )
+    else:
+        batches = region_batches(
+            train_examples,
+            detection_classes,
+            num_classes,
+            crop_size=crop_size,
+            batch_size=batch_size,
+            regions_per_image=regions_per_image,
+            positive_fraction=positive_fraction,
+            flip=flip,
+            seed=seed,
+        )
+    if detector != "shared" and joint:
         images = data.classification_dataset(
             classification_examples,
             image_size=crop_size,
@@ -273,8 +394,14 @@ def finetune_detector(
         fit_callbacks = [
             callbacks_lib.DetectorAdapter(adapt_output_layer=False)
         ]
+    trained = network
+    if detector == "shared":
+        with (strategy or tf.distribute.get_strategy()).scope():
+            trained = shared_training_model(
+                network, image_size, regions_per_image
+            )
     training.resumable_fit(
-        network,
+        trained,
         batches,
         epochs=epochs,
         callbacks=fit_callbacks,

@@ -5,6 +5,7 @@ import numpy as np
 from keras import ops
 
 from keras_objectness import evaluation
+from keras_objectness import models
 from keras_objectness.adaptation import find_background_head
 from keras_objectness.layers.region_crops import RegionCrops
 from keras_objectness.layers.region_detections import RegionDetections
@@ -41,6 +42,8 @@ def detect_on_proposals(
     max_detections=100,
     images_per_chunk=50,
     verbose=True,
+    detector="per_crop",
+    image_scales=(1.0,),
 ):
     """All-class detections of `network` on fixed proposals.
 
@@ -58,6 +61,13 @@ def detect_on_proposals(
             `region_detector`.
         images_per_chunk: int. Images cropped and scored at a time.
         verbose: bool. A progress bar over the images.
+        detector: `"per_crop"` (every proposal cropped and scored by the
+            whole network, R-CNN) or `"shared"` (the trunk once per image
+            and the proposals pooled from its features,
+            `keras_objectness.models.shared_feature_detector`; needs a
+            detection network). Defaults to `"per_crop"`.
+        image_scales: tuple of floats. Pyramid levels of the `"shared"`
+            path. Defaults to `(1.0,)`.
 
     Returns:
         dict of numpy arrays `"boxes"`, `"classes"`, `"confidence"`,
@@ -70,6 +80,23 @@ def detect_on_proposals(
             "`images` must be (N, H, W, 3) and `proposals` (N, P, 4) with "
             f"the same N. Received: images.shape={images.shape}, "
             f"proposals.shape={proposals.shape}"
+        )
+    if detector not in ("per_crop", "shared"):
+        raise ValueError(
+            "`detector` must be 'per_crop' or 'shared'. "
+            f"Received: detector={detector!r}"
+        )
+    if detector == "shared":
+        return _detect_shared(
+            network,
+            images,
+            proposals,
+            context_padding,
+            iou_threshold,
+            max_detections,
+            images_per_chunk,
+            verbose,
+            image_scales,
         )
     scorer = region_scores_model(network)
     crop_size = int(network.inputs[0].shape[1])
@@ -89,6 +116,61 @@ def detect_on_proposals(
         outputs.append({k: ops.convert_to_numpy(v) for k, v in found.items()})
         if bar:
             bar.add(count)
+    return {
+        key: np.concatenate([output[key] for output in outputs])
+        for key in outputs[0]
+    }
+
+
+def shared_scores_model(network, image_shape, num_regions, **kwargs):
+    """`shared_feature_detector` in `"scores"` mode, with a clear error.
+
+    A plain classifier (the unadapted baseline) has no `BackgroundHead`
+    and is scored per crop only.
+    """
+    try:
+        find_background_head(network)
+    except ValueError:
+        raise ValueError(
+            "`detector='shared'` needs a detection network (one holding a "
+            "`BackgroundHead`); score a plain classifier with "
+            f"`detector='per_crop'`. Received: network={network.name!r}"
+        ) from None
+    return models.shared_feature_detector(
+        network, tuple(image_shape), num_regions, **kwargs
+    )
+
+
+def _detect_shared(
+    network,
+    images,
+    proposals,
+    context_padding,
+    iou_threshold,
+    max_detections,
+    images_per_chunk,
+    verbose,
+    image_scales,
+):
+    scorer = shared_scores_model(
+        network,
+        images.shape[1:],
+        proposals.shape[1],
+        context_padding=context_padding,
+        image_scales=tuple(image_scales),
+    )
+    nms = RegionDetections(max_detections, iou_threshold)
+    outputs = []
+    bar = progress.progress_bar(len(images), verbose)
+    for start in range(0, len(images), images_per_chunk):
+        chunk = slice(start, start + images_per_chunk)
+        scores = scorer.predict(
+            [images[chunk], proposals[chunk]], batch_size=8, verbose=0
+        )
+        found = nms(proposals[chunk], scores)
+        outputs.append({k: ops.convert_to_numpy(v) for k, v in found.items()})
+        if bar:
+            bar.add(len(scores))
     return {
         key: np.concatenate([output[key] for output in outputs])
         for key in outputs[0]
