@@ -120,8 +120,13 @@ def _add_config_flags(parser, names):
 def _choices():
     from keras_objectness.workflows.config import PROPOSAL_SOURCES
     from keras_objectness.workflows.finetuning import METHODS
+    from keras_objectness.workflows.precision import PRECISIONS
 
-    return {"proposal_source": PROPOSAL_SOURCES, "method": tuple(METHODS)}
+    return {
+        "proposal_source": PROPOSAL_SOURCES,
+        "method": tuple(METHODS),
+        "mixed_precision": tuple(PRECISIONS),
+    }
 
 
 def _field_helps():
@@ -178,6 +183,7 @@ RUN_FIELDS = (
     "save_freq",
     "backup_dir",
     "verbose",
+    "mixed_precision",
 )
 
 
@@ -235,6 +241,7 @@ def build_parser():
             "batch_size",
             "seed",
             "verbose",
+            "mixed_precision",
         ),
     )
     classifier.set_defaults(handler=_train_classifier)
@@ -285,6 +292,7 @@ def build_parser():
             "batch_size",
             "seed",
             "verbose",
+            "mixed_precision",
         ),
     )
     adapt.set_defaults(handler=_adapt)

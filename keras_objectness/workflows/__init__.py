@@ -38,6 +38,8 @@ from keras_objectness.workflows.objectness import pretrain_classifier
 from keras_objectness.workflows.objectness import run_objectness
 from keras_objectness.workflows.objectness import train_objectness
 from keras_objectness.workflows.objectness import validation_arrays
+from keras_objectness.workflows.precision import PRECISIONS
+from keras_objectness.workflows.precision import precision_policy
 from keras_objectness.workflows.progress import StageLog
 from keras_objectness.workflows.proposals import make_proposals
 from keras_objectness.workflows.proposals import proposer_box_space
@@ -53,6 +55,7 @@ __all__ = [
     "CocoDataSource",
     "DataSource",
     "METHODS",
+    "PRECISIONS",
     "PROPOSAL_SOURCES",
     "StageLog",
     "TfdsSource",
@@ -78,6 +81,7 @@ __all__ = [
     "objectness_box_space",
     "objectness_grid",
     "plot_precision_recall",
+    "precision_policy",
     "pretrain_classifier",
     "proposer_box_space",
     "proposer_from_config",

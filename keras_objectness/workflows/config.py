@@ -50,6 +50,11 @@ class WorkflowConfig:
         save_freq: resume checkpoint every this many steps.
         backup_dir: resume checkpoints (`None`: `output_dir/backup`).
         verbose: Keras verbosity of the trainings (0, 1 or 2).
+        mixed_precision: compute dtype of new models: float32, or the
+            bfloat16 / float16 mixed policies (variables, normalisation,
+            softmaxes and boxes stay float32). Slower than float32 for the
+            small presets on a 2-core CPU: see
+            benchmarks/results/mixed_precision.json.
     """
 
     output_dir: str = "runs/keras_objectness"
@@ -79,6 +84,7 @@ class WorkflowConfig:
     save_freq: int = 50
     backup_dir: object = None
     verbose: int = 2
+    mixed_precision: str = "float32"
 
     def __post_init__(self):
         for name in (
@@ -149,6 +155,10 @@ class WorkflowConfig:
             raise ValueError(
                 f"`flip` must be a bool. Received: flip={self.flip!r}"
             )
+
+        from keras_objectness.workflows.precision import check_precision
+
+        check_precision(self.mixed_precision)
 
     def to_dict(self):
         return dataclasses.asdict(self)

@@ -18,6 +18,7 @@ from keras_objectness.workflows import gallery
 from keras_objectness.workflows import proposals as proposals_lib
 from keras_objectness.workflows import scoring
 from keras_objectness.workflows.config import WorkflowConfig
+from keras_objectness.workflows.precision import precision_policy
 from keras_objectness.workflows.progress import StageLog
 
 # Side that test images of datasets with images of varying size are
@@ -116,6 +117,11 @@ def run_lsda(
         workers other than the chief.
     """
     config = config or WorkflowConfig()
+    with precision_policy(config.mixed_precision):
+        return _run_lsda(source, class_split, config, strategy, log, command)
+
+
+def _run_lsda(source, class_split, config, strategy, log, command):
     log = log or StageLog(verbose=config.verbose > 0)
     strategy = strategy or tf.distribute.get_strategy()
     chief = training.is_chief(strategy)
@@ -266,9 +272,13 @@ def classifier_from_config(
     Returns:
         `(classifier, validation top-1 accuracy)`.
     """
-    classifier, trained = classifiers.build_classifier(
-        config.classifier, num_classes, config.crop_size, config.dropout_rate
-    )
+    with precision_policy(config.mixed_precision):
+        classifier, trained = classifiers.build_classifier(
+            config.classifier,
+            num_classes,
+            config.crop_size,
+            config.dropout_rate,
+        )
     if epochs is None:
         epochs = 0 if trained else config.classifier_epochs
     crop_size = int(classifier.inputs[0].shape[1])
@@ -316,27 +326,28 @@ def finetune_from_config(
 ):
     """A copy of `classifier` fine-tuned with `config.method`."""
     crop_size = int(classifier.inputs[0].shape[1])
-    return finetuning.finetune_detector(
-        classifier,
-        source.load("detection_train"),
-        class_split,
-        method=config.method,
-        knn=config.knn,
-        epochs=config.finetune_epochs,
-        learning_rate=config.finetune_learning_rate,
-        batch_size=config.batch_size,
-        regions_per_image=config.regions_per_image,
-        positive_fraction=config.positive_fraction,
-        flip=config.flip,
-        seed=config.seed,
-        classification_examples=classification_examples(
-            source, "classification_train", crop_size
-        ),
-        backup_dir=backup_dir,
-        save_freq=config.save_freq,
-        verbose=config.verbose,
-        strategy=strategy,
-    )
+    with precision_policy(config.mixed_precision):
+        return finetuning.finetune_detector(
+            classifier,
+            source.load("detection_train"),
+            class_split,
+            method=config.method,
+            knn=config.knn,
+            epochs=config.finetune_epochs,
+            learning_rate=config.finetune_learning_rate,
+            batch_size=config.batch_size,
+            regions_per_image=config.regions_per_image,
+            positive_fraction=config.positive_fraction,
+            flip=config.flip,
+            seed=config.seed,
+            classification_examples=classification_examples(
+                source, "classification_train", crop_size
+            ),
+            backup_dir=backup_dir,
+            save_freq=config.save_freq,
+            verbose=config.verbose,
+            strategy=strategy,
+        )
 
 
 def _backup(config, name):
