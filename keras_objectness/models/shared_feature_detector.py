@@ -243,6 +243,12 @@ def _split(network, head, split_layer_name):
             break
         chain.append(layer)
         tensor = node.input_tensors[0]
+    if split_layer_name is not None:
+        raise ValueError(
+            "`split_layer_name` must name a layer with a spatial output on "
+            "the single-input path to the head. Received: "
+            f"split_layer_name={split_layer_name!r}"
+        )
     raise ValueError(
         "`detection_network` must reach its head from a spatial feature map "
         "through single-input layers (conv trunk -> flatten/dense -> head). "

@@ -1,0 +1,190 @@
+"""Per-crop (R-CNN) against shared-feature (Fast R-CNN) detection.
+
+One small AlexNet detector (a classifier trained on the image labels of
+all 20 classes of `silhouette_scenes`, fine-tuned with LSDA on B's boxes,
+trained once and kept under `--model-dir`) is scored on the test split
+(`test_mixed`) by both paths, side by side in one process: every proposal
+cropped and run through the whole network, or the trunk once per image
+and the proposals pooled from its conv features
+(`keras_objectness.models.shared_feature_detector`). For 100 and 1,000
+proposals per image: images per second of each (warm, same images) and
+held-out (A) / trained (B) mAP of each; the shared path at native scale
+and on an image pyramid; optionally (`--finetune-shared`) a second
+detector fine-tuned through the pooled features.
+
+    python -m benchmarks.detection_speed --help
+    python -m benchmarks.detection_speed --quick   # a smoke run
+
+Writes `--output-dir/detection_speed.json` (default `benchmarks/results`).
+The 1,000-proposal sets are selective search boxes with the rows it
+leaves empty filled by sliding windows.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import keras
+import numpy as np
+
+import keras_objectness as ko
+from keras_objectness.workflows import finetuning
+from keras_objectness.workflows import scoring
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add = parser.add_argument
+    add("--data-dir", default="runs/tfds", help="TFDS data folder")
+    add("--config", default="default", help="silhouette_scenes config")
+    add("--model-dir", default="runs/detection_speed", help="model cache")
+    add("--output-dir", default=os.path.join("benchmarks", "results"))
+    add("--seed", type=int, default=0)
+    add("--classifier-epochs", type=int, default=8)
+    add("--finetune-epochs", type=int, default=2)
+    add("--test-images", type=int, default=300, help="images for mAP")
+    add("--speed-images", type=int, default=40, help="images timed")
+    add("--proposals", type=int, nargs="+", default=[100, 1000])
+    add("--pyramid", type=float, nargs="+", default=[0.75, 1.0, 1.5])
+    add(
+        "--finetune-shared",
+        action="store_true",
+        help="also fine-tune a detector through the pooled features",
+    )
+    add("--quick", action="store_true", help="tiny smoke run")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.classifier_epochs, args.finetune_epochs = 1, 1
+        args.test_images, args.speed_images = 10, 4
+        args.model_dir = os.path.join(args.model_dir, "quick")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    log = ko.workflows.StageLog()
+    source = ko.workflows.TfdsSource(
+        f"silhouette_scenes/{args.config}", args.data_dir
+    )
+    source.prepare()
+    split = source.class_split()
+    out = {"command": " ".join(["python -m benchmarks.detection_speed",
+                                *sys.argv[1:]]),
+           "machine": ko.workflows.lsda.machine(), "seeds": [args.seed],
+           "config": vars(args), "proposals": {}}  # fmt: skip
+    with log.stage("classifier and per-crop detector (cached)"):
+        network = _detector(args, source, split, "per_crop")
+    with log.stage("test scenes"):
+        images, truth = ko.workflows.test_arrays(source, args.test_images)
+    out["num_test_images"] = int(len(images))
+    shared = {"shared": (1.0,), "shared_pyramid": tuple(args.pyramid)}
+    for count in args.proposals:
+        with log.stage(f"{count} proposals"):
+            boxes = _proposals(images, count)
+        row = out["proposals"][str(count)] = {}
+        speed = slice(0, min(args.speed_images, len(images)))
+        for kind, scales in [("per_crop", None)] + list(shared.items()):
+            options = _options(kind, scales)
+            # Warm: the first call compiles.
+            _detect(network, images[:2], boxes[:2], options)
+            with log.stage(f"{count} proposals: {kind} speed"):
+                start = time.perf_counter()
+                _detect(network, images[speed], boxes[speed], options)
+                seconds = time.perf_counter() - start
+            row[f"{kind}_images_per_second"] = round(
+                (speed.stop - speed.start) / seconds, 2
+            )
+            with log.stage(f"{count} proposals: {kind} mAP"):
+                found = _detect(network, images, boxes, options)
+                result = ko.workflows.evaluate_detections(found, truth, split)
+            row[f"{kind}_heldout_map"] = result["map_heldout"]
+            row[f"{kind}_trained_map"] = result["map_trained"]
+            _write(args, out, log)
+        if args.finetune_shared:
+            shared_net = _detector(args, source, split, "shared")
+            found = _detect(shared_net, images, boxes, _options("shared"))
+            result = ko.workflows.evaluate_detections(found, truth, split)
+            row["shared_trained_shared_heldout_map"] = result["map_heldout"]
+            row["shared_trained_shared_trained_map"] = result["map_trained"]
+        per_crop = row["per_crop_images_per_second"]
+        for kind in shared:
+            row[f"{kind}_speedup"] = round(
+                row[f"{kind}_images_per_second"] / per_crop, 2
+            )
+        _write(args, out, log)
+        print(count, json.dumps(row))
+    print(f"wrote {_write(args, out, log)}")
+
+
+def _options(kind, scales=(1.0,)):
+    if kind == "per_crop":
+        return {"detector": "per_crop"}
+    return {"detector": "shared", "image_scales": scales}
+
+
+def _detect(network, images, boxes, options):
+    return scoring.detect_on_proposals(
+        network, images, boxes, verbose=False, **options
+    )
+
+
+def _proposals(images, count):
+    boxes = ko.workflows.make_proposals(
+        images, "selective_search", count, verbose=False
+    )
+    windows = ko.workflows.sliding_windows(count)
+    for row in boxes:
+        empty = np.flatnonzero(row[:, 0] < 0)
+        row[empty] = windows[: len(empty)]
+    return boxes
+
+
+def _detector(args, source, split, detector):
+    os.makedirs(args.model_dir, exist_ok=True)
+    path = os.path.join(args.model_dir, f"detector_{detector}.keras")
+    if os.path.exists(path):
+        return keras.saving.load_model(path)
+    classifier_path = os.path.join(args.model_dir, "classifier.keras")
+    if os.path.exists(classifier_path):
+        classifier = keras.saving.load_model(classifier_path)
+    else:
+        keras.utils.set_random_seed(args.seed)
+        classifier, _ = ko.workflows.build_classifier(
+            "alexnet_small", split.num_classes, 32
+        )
+        classifier, _ = ko.workflows.train_classifier(
+            classifier,
+            source.load("classification_train"),
+            source.load("classification_validation"),
+            split.num_classes,
+            epochs=args.classifier_epochs,
+            seed=args.seed,
+            verbose=0,
+        )
+        classifier.save(classifier_path)
+    keras.utils.set_random_seed(args.seed)
+    extra = {"regions_per_image": 16} if detector == "shared" else {}
+    network = finetuning.finetune_detector(
+        classifier, source.load("detection_train"), split, method="lsda",
+        epochs=args.finetune_epochs, seed=args.seed, verbose=0,
+        detector=detector, **extra)  # fmt: skip
+    network.save(path)
+    return network
+
+
+def _write(args, out, log):
+    os.makedirs(args.output_dir, exist_ok=True)
+    out["seconds"] = dict(log.seconds)
+    path = os.path.join(args.output_dir, "detection_speed.json")
+    with open(path, "w") as file:
+        json.dump(out, file, indent=2)
+    return path
+
+
+if __name__ == "__main__":
+    main()
