@@ -47,6 +47,11 @@ def parse_args(argv=None):
     add("--counts", nargs="+", default=["50", "200", "all"],
         help="classification images per added class")  # fmt: skip
     add("--knn", type=int, default=5, help="neighbours in B")
+    add("--cache-dir", default=os.path.join("runs", "add_classes"),
+        help="trained models are saved here and reused when present")
+    add("--reuse-first-training", default=None, metavar="JSON",
+        help="take the 20-class rows (classifier alone, A box-less) from "
+        "an earlier add_classes.json of the same config and seed")  # fmt: skip
     add("--quick", action="store_true", help="tiny config")
     args = parser.parse_args(argv)
     if args.quick:
@@ -88,23 +93,35 @@ def main(argv=None):
     train = source.load("classification_train")
     valid = source.load("classification_validation")
     scenes = source.load("detection_train")
-    # (a) and (b): all 20 classes' image labels in the first training.
-    with log.stage("20-class classifier"):
+    cache = _Cache(args.cache_dir, log)
+    if args.reuse_first_training:
+        with open(args.reuse_first_training) as file:
+            earlier = json.load(file)
+        for key in ("classifier_only", "boxless_in_first_training"):
+            out[key] = earlier[key]
+        top1_20 = earlier["classifier_accuracy"]["20_classes"]
+        out["first_training_reused_from"] = {
+            "command": earlier["command"], "seconds": earlier["seconds"]}
+    else:
+        # (a) and (b): all 20 classes' image labels in the first training.
         keras.utils.set_random_seed(args.seed)
-        classifier20, top1_20 = _classifier(args, train, valid, 20)
-    with log.stage("classifier-only baseline"):
-        out["classifier_only"] = evaluate(classifier20, range(20))
-    with log.stage("20-class detector (A box-less)"):
-        detector20 = _finetune(args, classifier20, scenes, train, split)
-        out["boxless_in_first_training"] = evaluate(detector20, range(20))
+        classifier20, top1_20 = cache.get("classifier20", lambda: _classifier(
+            args, train, valid, 20))  # fmt: skip
+        with log.stage("classifier-only baseline"):
+            out["classifier_only"] = evaluate(classifier20, range(20))
+        detector20 = cache.get("detector20", lambda: (_finetune(
+            args, classifier20, scenes, train, split), None))[0]  # fmt: skip
+        with log.stage("20-class detector (A box-less)"):
+            out["boxless_in_first_training"] = evaluate(detector20, range(20))
     # The held-out protocol of this benchmark: A nowhere in training.
-    with log.stage("10-class classifier and detector (A held out)"):
-        keras.utils.set_random_seed(args.seed)
-        train_b, valid_b = _only(train, b), _only(valid, b)
-        classifier10, top1_10 = _classifier(args, train_b, valid_b, 10)
-        detector10 = _finetune(
-            args, classifier10, _only(scenes, b), train_b,
-            ko.ClassSplit(10, range(10)))  # fmt: skip
+    keras.utils.set_random_seed(args.seed)
+    train_b, valid_b = _only(train, b), _only(valid, b)
+    classifier10, top1_10 = cache.get("classifier10", lambda: _classifier(
+        args, train_b, valid_b, 10))  # fmt: skip
+    detector10 = cache.get("detector10", lambda: (_finetune(
+        args, classifier10, _only(scenes, b), train_b,
+        ko.ClassSplit(10, range(10))), None))[0]  # fmt: skip
+    with log.stage("10-class detector (A held out)"):
         out["before_adding"] = evaluate(detector10, b)
     out["classifier_accuracy"] = {"20_classes": top1_20, "10_classes": top1_10}
     _write(args, out, log)
@@ -112,9 +129,12 @@ def main(argv=None):
     new_images, new_labels = _images_of(train, a, 32)
     names = [split.class_names[i] for i in a]
     out["added"], out["seconds_to_add"] = {}, {}
-    variants = [(c, "knn", False) for c in args.counts]
+    # With B's classification images as the contrast the new columns need
+    # (the first training had them); without, and without offsets, for
+    # comparison.
+    variants = [(c, "knn", True) for c in args.counts]
     last = args.counts[-1]
-    variants += [(last, "none", False), (last, "knn", True)]
+    variants += [(last, "knn", False), (last, "none", True)]
     reference = _images_of(train, b, 32)
     for count, adaptation, with_reference in variants:
         keep = _first(new_labels, None if count == "all" else int(count))
@@ -131,7 +151,8 @@ def main(argv=None):
             out["seconds_to_add"][key] = round(seconds, 2)
             out["added"][key] = evaluate(grown, b + a)
             out["added"][key]["images_per_class"] = int(keep.size // len(a))
-        if key == f"{args.counts[-1]}/knn":
+        out.setdefault("columns", {})[key] = _column_stats(grown, len(b))
+        if key == f"{last}/knn/with_B_images":
             out["b_scores_identical"] = _same_scores(detector10, grown, images,
                                                      boxes)  # fmt: skip
             with log.stage("B uncapped before/after (no max_detections cap)"):
@@ -143,6 +164,39 @@ def main(argv=None):
         _write(args, out, log)
     print(f"wrote {_write(args, out, log)}")
     _print_table(out, a, b)
+
+
+class _Cache:
+    """Trained models saved in a folder, loaded when already there."""
+
+    def __init__(self, folder, log):
+        self.folder, self.log = folder, log
+
+    def get(self, name, train):
+        path = os.path.join(self.folder, f"{name}.keras")
+        meta = path.replace(".keras", ".json")
+        if os.path.exists(path) and os.path.exists(meta):
+            with open(meta) as file:
+                extra = json.load(file)["extra"]
+            return keras.saving.load_model(path, safe_mode=True), extra
+        with self.log.stage(f"train {name}"):
+            model, extra = train()
+        os.makedirs(self.folder, exist_ok=True)
+        model.save(path)
+        with open(meta, "w") as file:
+            json.dump({"extra": extra}, file)
+        return model, extra
+
+
+def _column_stats(network, num_old):
+    head = ko.adaptation.find_background_head(network)
+    w_c = keras.ops.convert_to_numpy(head.classification_kernel)
+    b_c = keras.ops.convert_to_numpy(head.classification_bias)
+    norms = np.linalg.norm(w_c, axis=0)
+    return {"old_column_norm": round(float(norms[:num_old].mean()), 3),
+            "new_column_norm": round(float(norms[num_old:].mean()), 3),
+            "old_bias": round(float(b_c[:num_old].mean()), 3),
+            "new_bias": round(float(b_c[num_old:].mean()), 3)}  # fmt: skip
 
 
 def _classifier(args, train, valid, num_classes):
