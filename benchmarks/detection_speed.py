@@ -44,6 +44,7 @@ def parse_args(argv=None):
     add("--config", default="default", help="silhouette_scenes config")
     add("--model-dir", default="runs/detection_speed", help="model cache")
     add("--output-dir", default=os.path.join("benchmarks", "results"))
+    add("--results-name", default="detection_speed", help="JSON file name")
     add("--seed", type=int, default=0)
     add("--classifier-epochs", type=int, default=8)
     add("--finetune-epochs", type=int, default=2)
@@ -180,7 +181,7 @@ def _detector(args, source, split, detector):
 def _write(args, out, log):
     os.makedirs(args.output_dir, exist_ok=True)
     out["seconds"] = dict(log.seconds)
-    path = os.path.join(args.output_dir, "detection_speed.json")
+    path = os.path.join(args.output_dir, f"{args.results_name}.json")
     with open(path, "w") as file:
         json.dump(out, file, indent=2)
     return path
