@@ -447,6 +447,15 @@ def build_parser():
     grow.add_argument(
         "--l2", type=float, default=1e-3, help="L2 penalty on new columns"
     )
+    grow.add_argument(
+        "--reference-images",
+        default=None,
+        metavar="DIR_PER_CLASS",
+        help="optional folder with one subfolder per EXISTING class (named "
+        "as the detector names it) holding some of its images: they show "
+        "the new columns what not to fire on (recommended; nothing of the "
+        "existing classes changes)",
+    )
     _add_class_names_flag(grow)
     grow.set_defaults(handler=_add_classes)
     return parser
@@ -836,51 +845,38 @@ def _add_classes(args, argv):
         raise ValueError(
             f"`--output` must end in .keras. Received: {args.output!r}"
         )
-    network = _load_model(args.detector, "--detector")
-    if not os.path.isdir(args.images):
-        raise ValueError(
-            "`--images` must be a folder with one subfolder per new class. "
-            f"Received: {args.images!r}"
-        )
-    names = sorted(
-        entry
-        for entry in os.listdir(args.images)
-        if os.path.isdir(os.path.join(args.images, entry))
-    )
-    if not names:
-        raise ValueError(
-            "`--images` must hold one subfolder per new class. "
-            f"Received: {args.images!r} with no subfolders"
-        )
     cap = args.max_images_per_class
     if cap is not None and cap < 1:
         raise ValueError(
             "`--max-images-per-class` must be a positive integer. "
             f"Received: {cap}"
         )
+    network = _load_model(args.detector, "--detector")
     side = int(network.inputs[0].shape[1])
-    images, labels = [], []
-    for label, name in enumerate(names):
-        folder = os.path.join(args.images, name)
-        try:
-            files = _image_files([folder])
-        except ValueError:
-            raise ValueError(
-                f"`--images`: the class folder {folder!r} holds no image "
-                "files (.jpg, .jpeg, .png, .bmp, .gif)."
-            ) from None
-        files = files[:cap] if cap else files
-        images.append(_read_images(files, side))
-        labels += [label] * len(files)
-
-    knn = int(args.knn) if args.knn.isdigit() else args.knn
+    names, images, labels = _class_folders(args.images, "--images", side, cap)
     existing = _class_names_for(args, network)
+    reference = None
+    if args.reference_images:
+        ref_names, ref_images, ref_labels = _class_folders(
+            args.reference_images, "--reference-images", side, cap
+        )
+        unknown = [name for name in ref_names if name not in existing]
+        if unknown:
+            raise ValueError(
+                "`--reference-images` subfolders must be named after the "
+                f"detector's classes ({', '.join(existing[:30])}). "
+                f"Received: {', '.join(unknown)}"
+            )
+        ids = np.asarray([existing.index(name) for name in ref_names])
+        reference = (ref_images, ids[ref_labels].astype("int32"))
+    knn = int(args.knn) if args.knn.isdigit() else args.knn
     start = time.perf_counter()
     grown = workflows.add_classes(
         network,
-        (np.concatenate(images), np.asarray(labels, "int32")),
+        (images, labels),
         names,
         existing_class_names=existing,
+        reference_examples=reference,
         adaptation=args.adaptation,
         knn=knn,
         steps=args.steps,
@@ -891,12 +887,49 @@ def _add_classes(args, argv):
     folder = os.path.dirname(os.path.abspath(args.output))
     os.makedirs(folder, exist_ok=True)
     grown.save(args.output)
+    contrast = "" if reference is None else f" (+{len(reference[1])} reference)"
     print(
         f"added {len(names)} classes ({', '.join(names)}) from "
-        f"{len(labels)} images in {seconds:.1f} s: {len(existing)} -> "
-        f"{len(existing) + len(names)} classes; wrote {args.output}"
+        f"{len(labels)} images{contrast} in {seconds:.1f} s: "
+        f"{len(existing)} -> {len(existing) + len(names)} classes; wrote "
+        f"{args.output}"
     )
     return EXIT_OK
+
+
+def _class_folders(root, flag, side, cap):
+    """`(names, images, labels)` of a folder with one subfolder per class."""
+    import numpy as np
+
+    if not os.path.isdir(root):
+        raise ValueError(
+            f"`{flag}` must be a folder with one subfolder per class. "
+            f"Received: {root!r}"
+        )
+    names = sorted(
+        entry
+        for entry in os.listdir(root)
+        if os.path.isdir(os.path.join(root, entry))
+    )
+    if not names:
+        raise ValueError(
+            f"`{flag}` must hold one subfolder per class. "
+            f"Received: {root!r} with no subfolders"
+        )
+    images, labels = [], []
+    for label, name in enumerate(names):
+        folder = os.path.join(root, name)
+        try:
+            files = _image_files([folder])
+        except ValueError:
+            raise ValueError(
+                f"`{flag}`: the class folder {folder!r} holds no image "
+                "files (.jpg, .jpeg, .png, .bmp, .gif)."
+            ) from None
+        files = files[:cap] if cap else files
+        images.append(_read_images(files, side))
+        labels += [label] * len(files)
+    return names, np.concatenate(images), np.asarray(labels, "int32")
 
 
 # === Entry point ===
