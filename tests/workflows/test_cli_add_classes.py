@@ -110,3 +110,32 @@ def test_help_shows_every_flag(capsys):
                  "--learning-rate", "--class-names"):  # fmt: skip
         assert flag in text
     assert "(default: 300)" in text
+
+
+def test_reference_images_of_existing_classes(saved, tmp_path, capsys):
+    root, path, images = saved
+    reference = tmp_path / "reference"
+    _write_images(str(reference / "old_0"), 3, seed=5)
+    _write_images(str(reference / "old_4"), 2, seed=6)
+    output = str(tmp_path / "grown.keras")
+    argv = ["add-classes", "--detector", path, "--images", images,
+            "--output", output, "--knn", "2",
+            "--reference-images", str(reference)]  # fmt: skip
+    assert cli.main(argv) == cli.EXIT_OK
+    assert "from 7 images (+5 reference)" in capsys.readouterr().out
+    plain = str(root / "grown.keras")
+    if not os.path.exists(plain):
+        argv_plain = argv[:-2]
+        argv_plain[6] = plain
+        assert cli.main(argv_plain) == cli.EXIT_OK
+    a = find_background_head(keras.saving.load_model(output))
+    b = find_background_head(keras.saving.load_model(plain))
+    # The contrast changes the new columns only.
+    ka, kb = (keras.ops.convert_to_numpy(h.kernel) for h in (a, b))
+    np.testing.assert_array_equal(ka[:, :6], kb[:, :6])
+    assert not np.array_equal(ka[:, 6:8], kb[:, 6:8])
+    bad = tmp_path / "bad"
+    _write_images(str(bad / "zebra"), 1, seed=7)
+    argv[-1] = str(bad)
+    assert cli.main(argv) == cli.EXIT_USAGE
+    assert "named after the detector's classes" in capsys.readouterr().err
