@@ -4,9 +4,9 @@ import math
 
 import keras
 import numpy as np
-from keras import ops
 
 from keras_objectness import box_utils
+from keras_objectness._ops import ops
 
 # sqrt(area) as a fraction of the image: 0.125 .. 0.9, a factor sqrt(2) apart.
 DEFAULT_SCALES = (0.125, 0.177, 0.25, 0.354, 0.5, 0.707, 0.9)

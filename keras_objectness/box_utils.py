@@ -22,7 +22,8 @@ import sys
 
 import keras
 import numpy as np
-from keras import ops
+
+from keras_objectness._ops import ops
 
 # The formats `keras.utils.bounding_boxes.convert_format` understands.
 BOUNDING_BOX_FORMATS = (

@@ -141,7 +141,7 @@ def objectness_dataset(
     dataset = dataset.map(
         lambda example: (
             example["images"],
-            targets(
+            targets.compute_targets(
                 example["bounding_boxes"]["boxes"],
                 _found_classes(example["bounding_boxes"]),
             ),

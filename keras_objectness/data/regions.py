@@ -12,10 +12,12 @@ that is not a positive and lies mostly on an ignored box (at least
 `ignore_overlap` of the region's area inside it) is not drawn at all.
 """
 
-import keras
 import tensorflow as tf
 
 from keras_objectness.layers import region_crops
+
+# `keras.backend.epsilon()`'s default, as in Keras' `compute_iou`.
+_EPSILON = 1e-7
 
 
 def sample_regions(
@@ -83,9 +85,7 @@ def sample_regions(
 
     iou = tf.cond(
         num_gt > 0,
-        lambda: keras.utils.bounding_boxes.compute_iou(
-            candidates, gt_boxes, bounding_box_format="yxyx"
-        ),
+        lambda: pairwise_iou(candidates, gt_boxes),
         lambda: tf.zeros((tf.shape(candidates)[0], 1)),
     )
     best_iou = tf.reduce_max(iou, axis=-1)
@@ -152,6 +152,33 @@ def crop_regions(images, regions, crop_size, context_padding=0.1):
         crop_size,
     )
     return tf.cast(tf.clip_by_value(tf.round(crops), 0, 255), tf.uint8)
+
+
+def pairwise_iou(boxes1, boxes2):
+    """IoU `(N, M)` of yxyx boxes `(N, 4)` and `(M, 4)`, in TensorFlow ops.
+
+    The values of `keras.utils.bounding_boxes.compute_iou(...,
+    bounding_box_format="yxyx")` (same formula and order of operations),
+    written in TensorFlow so that `tf.data` maps run under every Keras
+    backend.
+    """
+    y_min1, x_min1, y_max1, x_max1 = tf.split(boxes1, 4, axis=-1)
+    y_min2, x_min2, y_max2, x_max2 = tf.split(boxes2, 4, axis=-1)
+    height = tf.maximum(
+        0.0,
+        tf.minimum(y_max1, tf.transpose(y_max2))
+        - tf.maximum(y_min1, tf.transpose(y_min2)),
+    )
+    width = tf.maximum(
+        0.0,
+        tf.minimum(x_max1, tf.transpose(x_max2))
+        - tf.maximum(x_min1, tf.transpose(x_min2)),
+    )
+    intersection = height * width
+    area1 = tf.squeeze((y_max1 - y_min1) * (x_max1 - x_min1), axis=-1)
+    area2 = tf.squeeze((y_max2 - y_min2) * (x_max2 - x_min2), axis=-1)
+    union = area1[:, None] + area2[None, :] - intersection
+    return intersection / (union + _EPSILON)
 
 
 def _covered_share(regions, boxes):

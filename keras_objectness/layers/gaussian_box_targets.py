@@ -1,10 +1,10 @@
 import math
 
 import keras
-from keras import ops
 
 from keras_objectness import box_space as box_space_lib
 from keras_objectness import box_utils
+from keras_objectness._ops import ops
 from keras_objectness.layers import _checks
 
 # Narrower Gaussians are one-hot in float32 anyway; much narrower ones
@@ -107,6 +107,22 @@ class GaussianBoxTargets(keras.layers.Layer):
         self.built = True
 
     def call(self, boxes, classes=None):
+        return self.compute_targets(boxes, classes)
+
+    def compute_targets(self, boxes, classes=None):
+        """The layer's computation without Keras' layer machinery.
+
+        Gives what calling the layer gives. It also runs inside `tf.data`
+        maps under every Keras backend (the pipelines use it there), where
+        calling the layer itself fails outside the TensorFlow backend.
+
+        Args:
+            boxes: `(batch, max_boxes, 4)` or `(max_boxes, 4)` boxes.
+            classes: optional int classes of the same leading shape.
+
+        Returns:
+            float32 targets `(batch, num_bins)` or `(num_bins,)`.
+        """
         if classes is not None:
             classes = ops.convert_to_tensor(classes)
         self._check_shapes(ops.shape(boxes), classes)

@@ -1,7 +1,7 @@
 import keras
-from keras import ops
 
 from keras_objectness import box_utils
+from keras_objectness._ops import ops
 from keras_objectness.layers import _checks
 
 

@@ -259,7 +259,7 @@ class TestRegions:
         # extrapolation value for the outer half pixel, we interpolate.
         corners = np.sort(rng.random((2, 5, 2, 2)), axis=2)
         regions = (0.1 + 0.8 * corners.reshape(2, 5, 4)).astype("float32")
-        ours = region_crops.crop_and_resize(images, regions, 7).numpy()
+        ours = np.asarray(region_crops.crop_and_resize(images, regions, 7))
         # The same sampling points in crop_and_resize's corner convention.
         size = np.array([30, 50, 30, 50], "float32")
         extent = (regions[..., 2:] - regions[..., :2]) * size[:2]
