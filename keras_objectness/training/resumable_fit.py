@@ -44,6 +44,7 @@ def resumable_fit(
 ):
     """Trains a compiled Keras model like `fit`, resuming at the exact step.
 
+    TensorFlow backend only (a `ValueError` names it under other backends).
     The model must have been built and compiled under the strategy it trains
     with (`model.distribute_strategy`), as for `fit`. The dataset yields
     global batches (`(x, y)` or `(x, y, sample_weight)`); it is repeated and
@@ -102,6 +103,15 @@ def resumable_fit(
     )
     ```
     """
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError(
+            "`resumable_fit` needs the TensorFlow backend (it checkpoints "
+            "through `tf.train.Checkpoint` and trains under a "
+            "`tf.distribute` strategy); use `model.fit` with "
+            "`keras.callbacks.BackupAndRestore` on other backends, or set "
+            "`KERAS_BACKEND=tensorflow`. Received: "
+            f"keras.backend.backend()={keras.backend.backend()!r}"
+        )
     steps_per_epoch = _check_arguments(
         model,
         dataset,
