@@ -7,6 +7,7 @@ failure message.
 
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -17,15 +18,57 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def free_ports(count):
-    """`count` distinct TCP ports that are free on 127.0.0.1 right now."""
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
+def _ephemeral_range():
+    """The kernel's range for outgoing connections' local ports."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as file:
+            low, high = (int(v) for v in file.read().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def _bindable(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_ports(count, rng=None):
+    """`count` distinct TCP ports that are free on 127.0.0.1 right now.
+
+    Drawn at random outside the kernel's ephemeral range: ports the OS
+    hands out itself (`bind(0)`, outgoing connections of other processes on
+    a busy machine) can be taken again between this call and the moment a
+    child binds them; ports below that range are only ever taken on
+    purpose. Each candidate is checked by binding it.
+    """
+    rng = rng or random.Random()
+    low, high = _ephemeral_range()
+    if low > 20000 + count:
+        candidates = range(20000, low)
+    else:
+        candidates = range(high + 1, 65536)
+    ports = []
+    for _ in range(1000):
+        port = rng.choice(candidates)
+        if port not in ports and _bindable(port):
+            ports.append(port)
+            if len(ports) == count:
+                return ports
+    raise RuntimeError(f"no {count} free ports in {candidates}")
+
+
+# Messages of a worker whose port was taken after `free_ports` checked it.
+PORT_CLASH = ("Address already in use", "Failed to add port")
+
+
+def port_clash(stderr):
+    """True when a child's stderr says its port was taken."""
+    return any(message in stderr for message in PORT_CLASH)
 
 
 def worker_tf_config(ports, index):
@@ -69,4 +112,21 @@ def wait_all(processes, what, timeout):
             pytest.fail(f"{what}: timed out after {timeout} s")
         if process.returncode != 0:
             errors.append(stderr.decode()[-3000:])
+    if any(port_clash(error) for error in errors):
+        raise PortClash(f"{what}: a port was taken")
     assert not errors, f"{what} failed:\n" + "\n".join(errors)
+
+
+class PortClash(Exception):
+    """A worker could not bind its port: rerun the group on new ports."""
+
+
+def retry_on_port_clash(run, attempts=3):
+    """Calls `run()` (which starts and waits for a worker group) again on a
+    port clash, up to `attempts` times."""
+    for attempt in range(attempts):
+        try:
+            return run()
+        except PortClash:
+            if attempt == attempts - 1:
+                raise

@@ -27,7 +27,8 @@ from tests import subprocess_helpers
 from tests.test_case import large
 
 CHILD = os.path.join(os.path.dirname(__file__), "train_child.py")
-TIMEOUT = 180
+# Generous: a busy 2-core machine slows start-up (TF import) several-fold.
+TIMEOUT = 600
 TWO_WORKER_TOLERANCE = 1e-6
 # train_child.py's lsda run: 3 epochs of 8 steps, a checkpoint every 3.
 EPOCHS, STEPS_PER_EPOCH, SAVE_FREQ = 3, 8, 3
@@ -84,7 +85,10 @@ def _wait_for_marker(process, marker, processes):
             for p in processes:
                 p.kill()
             _, stderr = process.communicate()
-            pytest.fail(f"no marker {marker}: {stderr.decode()[-3000:]}")
+            stderr = stderr.decode()
+            if subprocess_helpers.port_clash(stderr):
+                raise subprocess_helpers.PortClash(marker)
+            pytest.fail(f"no marker {marker}: {stderr[-3000:]}")
         time.sleep(0.05)
 
 
@@ -139,9 +143,13 @@ def _random_mid_epoch_step(rng):
 @large
 def test_two_workers_match_one_process(tmp_path):
     folder = str(tmp_path)
-    workers = _start_workers(folder, "two", "objectness")
-    single = _start(folder, "one", "objectness")
-    _wait([*workers, single], "objectness training")
+
+    def run():
+        workers = _start_workers(folder, "two", "objectness")
+        single = _start(folder, "one", "objectness")
+        _wait([*workers, single], "objectness training")
+
+    subprocess_helpers.retry_on_port_clash(run)
     first, second = _load(folder, "two_0"), _load(folder, "two_1")
     one = _load(folder, "one")
     # Both workers hold the same weights, bit for bit.
@@ -190,20 +198,39 @@ def test_one_of_two_workers_killed_and_job_restarted(tmp_path):
     folder = str(tmp_path)
     rng = random.Random()
     step = _random_mid_epoch_step(rng)
-    reference = _start_workers(folder, "reference", "lsda")
-    _wait(reference, "uninterrupted two-worker run")
-    crashing = _start_workers(
-        folder, "resumed", "lsda", pause_worker=1, pause=step
+    subprocess_helpers.retry_on_port_clash(
+        lambda: _wait(
+            _start_workers(folder, "reference", "lsda"),
+            "uninterrupted two-worker run",
+        )
     )
-    _wait_for_marker(
-        crashing[1], os.path.join(folder, "resumed_1.marker"), crashing
-    )
+
+    def crash():
+        crashing = _start_workers(
+            folder, "resumed", "lsda", pause_worker=1, pause=step
+        )
+        try:
+            _wait_for_marker(
+                crashing[1], os.path.join(folder, "resumed_1.marker"), crashing
+            )
+        except subprocess_helpers.PortClash:
+            for process in crashing:
+                process.kill()
+                process.wait()
+            raise
+        return crashing
+
+    crashing = subprocess_helpers.retry_on_port_clash(crash)
     # Worker 1 dies; worker 0 is stuck in the next step's all-reduce, and
     # the job restarts both, as a cluster scheduler would.
     _kill(crashing[1])
     _kill(crashing[0])
-    resumed = _start_workers(folder, "resumed", "lsda")
-    _wait(resumed, f"two-worker run killed at step {step}")
+    subprocess_helpers.retry_on_port_clash(
+        lambda: _wait(
+            _start_workers(folder, "resumed", "lsda"),
+            f"two-worker run killed at step {step}",
+        )
+    )
 
     for worker in range(2):
         expected = _load(folder, f"reference_{worker}")
