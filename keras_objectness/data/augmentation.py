@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from keras_objectness.layers import _checks
+from keras_objectness import _checks
 
 
 def random_flip_left_right(example, seed):

@@ -14,8 +14,8 @@ import numbers
 import numpy as np
 import tensorflow as tf
 
+from keras_objectness import _checks
 from keras_objectness.class_split import ClassSplit
-from keras_objectness.layers import _checks
 from keras_objectness.losses import joint_detection_loss
 
 _MIXING = ("fixed", "sample")

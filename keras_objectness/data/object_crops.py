@@ -2,8 +2,8 @@
 
 import tensorflow as tf
 
+from keras_objectness import _checks
 from keras_objectness.data import regions
-from keras_objectness.layers import _checks
 
 # Flags under `objects` that mark boxes the official protocols ignore.
 IGNORE_FLAGS = ("is_crowd", "is_difficult")

@@ -57,11 +57,11 @@ dataset = strategy.distribute_datasets_from_function(dataset_fn)
 
 import tensorflow as tf
 
+from keras_objectness import _checks
 from keras_objectness import box_space as box_space_lib
 from keras_objectness.data import augmentation
 from keras_objectness.data import examples as examples_lib
 from keras_objectness.data import regions as regions_lib
-from keras_objectness.layers import _checks
 from keras_objectness.layers import region_crops
 from keras_objectness.layers.gaussian_box_targets import GaussianBoxTargets
 

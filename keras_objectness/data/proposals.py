@@ -1,12 +1,24 @@
 """Selective search proposals (the LSDA paper's region source), via OpenCV."""
 
+import ctypes
+import functools
+
 import numpy as np
 
-from keras_objectness.layers import _checks
+from keras_objectness import _checks
+
+
+@functools.cache
+def _c_rand_seeder():
+    """libc's `srand`, or `None` where the C library cannot be loaded."""
+    try:
+        return ctypes.CDLL(None).srand
+    except (OSError, AttributeError):
+        return None
 
 
 def selective_search_proposals(
-    images, max_proposals=100, mode="fast", min_size=0.02
+    images, max_proposals=100, mode="fast", min_size=0.02, seed=0
 ):
     """Class-generic region proposals from OpenCV's selective search.
 
@@ -23,6 +35,13 @@ def selective_search_proposals(
         min_size: float in `[0, 1)`. Proposals with `sqrt(width * height)`
             below this fraction of the image are dropped. Defaults to
             `0.02`.
+        seed: int >= 0. OpenCV ranks the merged regions with C's `rand()`,
+            so the order of the proposals (and therefore which
+            `max_proposals` are kept) changes from call to call; the C
+            generator is seeded with `seed` before each image, so an image
+            gets the same proposals whatever batch it comes in. Not
+            thread-safe: `rand()` has one state per process. Defaults
+            to `0`.
 
     Returns:
         float32 `(batch, max_proposals, 4)` relative yxyx, padded with `-1`.
@@ -49,7 +68,17 @@ def selective_search_proposals(
             "`images` must have shape `(batch, height, width, 3)`. "
             f"Received: images.shape={images.shape}"
         )
+    if (
+        isinstance(seed, bool)
+        or not isinstance(seed, (int, np.integer))
+        or seed < 0
+    ):
+        raise ValueError(
+            f"`seed` must be an integer >= 0. Received: seed={seed!r}"
+        )
     import cv2
+
+    seed_c_rand = _c_rand_seeder()
 
     search = cv2.ximgproc.segmentation.createSelectiveSearchSegmentation()
     height, width = images.shape[1:3]
@@ -57,6 +86,8 @@ def selective_search_proposals(
     for index, image in enumerate(images.astype("uint8")):
         # OpenCV works in BGR.
         search.setBaseImage(np.ascontiguousarray(image[..., ::-1]))
+        if seed_c_rand is not None:
+            seed_c_rand(int(seed) % 2**32)
         if mode == "fast":
             search.switchToSelectiveSearchFast()
         else:

@@ -1,9 +1,10 @@
 import keras
 from keras import ops
 
+from keras_objectness import _checks
 from keras_objectness import box_space as box_space_lib
 from keras_objectness import box_utils
-from keras_objectness.layers import _checks
+from keras_objectness.layers import nms
 
 
 @keras.saving.register_keras_serializable(package="keras_objectness")
@@ -67,7 +68,7 @@ class BoxBinDecoder(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         self.box_space = box_space_lib.get(box_space)
-        _checks.check_nms_arguments(
+        nms.check_nms_arguments(
             max_detections, iou_threshold, confidence_threshold
         )
         _checks.check_positive_int("max_candidates", max_candidates)
@@ -81,7 +82,7 @@ class BoxBinDecoder(keras.layers.Layer):
         self._format, self._image_shape = self.box_space._resolve_format(
             bounding_box_format, image_shape
         )
-        self._nms = _checks.non_max_suppression(
+        self._nms = nms.non_max_suppression(
             max_detections, iou_threshold, confidence_threshold
         )
         self.built = True

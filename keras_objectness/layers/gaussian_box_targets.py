@@ -2,10 +2,10 @@ import math
 
 import keras
 
+from keras_objectness import _checks
 from keras_objectness import box_space as box_space_lib
 from keras_objectness import box_utils
 from keras_objectness._ops import ops
-from keras_objectness.layers import _checks
 
 # Narrower Gaussians are one-hot in float32 anyway; much narrower ones
 # overflow `(distance / sigma) ** 2` and give NaN targets.

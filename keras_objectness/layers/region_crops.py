@@ -1,8 +1,8 @@
 import keras
 
+from keras_objectness import _checks
 from keras_objectness import box_utils
 from keras_objectness._ops import ops
-from keras_objectness.layers import _checks
 
 
 def crop_and_resize(images, regions, crop_size):

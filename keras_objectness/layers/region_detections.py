@@ -1,8 +1,9 @@
 import keras
 from keras import ops
 
+from keras_objectness import _checks
 from keras_objectness import box_utils
-from keras_objectness.layers import _checks
+from keras_objectness.layers import nms
 
 
 @keras.saving.register_keras_serializable(package="keras_objectness")
@@ -48,13 +49,13 @@ class RegionDetections(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _checks.check_nms_arguments(
+        nms.check_nms_arguments(
             max_detections, iou_threshold, confidence_threshold
         )
         self.max_detections = max_detections
         self.iou_threshold = float(iou_threshold)
         self.confidence_threshold = float(confidence_threshold)
-        self._nms = _checks.non_max_suppression(
+        self._nms = nms.non_max_suppression(
             max_detections, iou_threshold, confidence_threshold
         )
         self.built = True

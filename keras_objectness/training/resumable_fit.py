@@ -25,7 +25,7 @@ import os
 import keras
 import tensorflow as tf
 
-from keras_objectness.layers import _checks
+from keras_objectness import _checks
 from keras_objectness.training.cluster import worker_id
 
 
