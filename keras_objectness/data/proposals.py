@@ -87,7 +87,8 @@ def selective_search_proposals(
         # OpenCV works in BGR.
         search.setBaseImage(np.ascontiguousarray(image[..., ::-1]))
         if seed_c_rand is not None:
-            seed_c_rand(int(seed) % 2**32)
+            # glibc treats srand(0) as srand(1): shift so seeds differ.
+            seed_c_rand((int(seed) + 1) % 2**32)
         if mode == "fast":
             search.switchToSelectiveSearchFast()
         else:

@@ -184,6 +184,7 @@ def _run_lsda(source, class_split, config, strategy, log, command):
             proposer=proposer,
             iou_threshold=config.proposal_iou,
             verbose=config.verbose > 0,
+            seed=config.seed,
         )
         recall = evaluation.proposal_recall(boxes, ground_truth)
         log.say(

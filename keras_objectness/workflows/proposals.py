@@ -152,7 +152,13 @@ def _positions(size):
 
 
 def make_proposals(
-    images, source, count, proposer=None, iou_threshold=0.5, verbose=True
+    images,
+    source,
+    count,
+    proposer=None,
+    iou_threshold=0.5,
+    verbose=True,
+    seed=0,
 ):
     """`count` class-generic proposals per image.
 
@@ -164,6 +170,8 @@ def make_proposals(
         proposer: the objectness detector, for `"objectness"`.
         iou_threshold: NMS overlap among objectness proposals.
         verbose: bool. A progress bar for selective search.
+        seed: int. Seed of selective search's tie-breaking ranking (the
+            same seed gives the same proposals).
 
     Returns:
         float32 `(N, count, 4)` relative yxyx, padded with `-1`.
@@ -186,7 +194,9 @@ def make_proposals(
     chunks = []
     for start in range(0, len(images), 25):
         chunk = images[start : start + 25]
-        chunks.append(data.selective_search_proposals(chunk, count))
+        chunks.append(
+            data.selective_search_proposals(chunk, count, seed=seed)
+        )
         if bar:
             bar.add(len(chunk))
     return np.concatenate(chunks)
