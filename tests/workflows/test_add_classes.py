@@ -1,5 +1,7 @@
 """`add_classes`: new classes from image labels, old classes untouched."""
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -226,14 +228,18 @@ def test_reference_examples_push_new_columns_down(detector):
     rng = np.random.default_rng(7)
     others = rng.normal(size=(24, 8, 8, 3)).astype("float32")
     other_labels = np.arange(24) % K
-    plain = ko.add_classes(detector, (images, labels), ("a", "b"), knn=2)
-    contrast = ko.add_classes(
-        detector,
-        (images, labels),
-        ("a", "b"),
-        knn=2,
-        reference_examples=(others, other_labels),
-    )
+    with pytest.warns(UserWarning, match="reference_examples"):
+        plain = ko.add_classes(detector, (images, labels), ("a", "b"), knn=2)
+    with warnings.catch_warnings():
+        # No such warning with contrast images.
+        warnings.filterwarnings("error", message=".*reference_examples")
+        contrast = ko.add_classes(
+            detector,
+            (images, labels),
+            ("a", "b"),
+            knn=2,
+            reference_examples=(others, other_labels),
+        )
     s_plain = _scores(plain, others)[:, K:]
     s_contrast = _scores(contrast, others)[:, K:]
     assert s_contrast.mean() < s_plain.mean()
