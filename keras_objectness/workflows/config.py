@@ -62,7 +62,7 @@ class WorkflowConfig:
     batch_size: int = 64
     classifier: str = "alexnet_small"
     crop_size: int = 32
-    classifier_epochs: int = 12
+    classifier_epochs: int = 10
     classifier_min_crop: float = 0.75
     dropout_rate: float = 0.2
     learning_rate: float = 1e-3
@@ -73,7 +73,7 @@ class WorkflowConfig:
     proposal_iou: float = 0.5
     method: str = "joint"
     knn: object = 5
-    finetune_epochs: int = 4
+    finetune_epochs: int = 3
     finetune_learning_rate: float = 1e-4
     regions_per_image: int = 8
     positive_fraction: float = 0.25
