@@ -37,6 +37,7 @@ from keras_objectness import losses
 from keras_objectness import models
 from keras_objectness import training
 from keras_objectness.adaptation import find_background_head
+from keras_objectness.class_split import ClassSplit
 from keras_objectness.workflows import progress
 
 METHODS = {
@@ -326,7 +327,12 @@ def finetune_detector(
         )
     network = detection_network_copy(
         classifier,
-        detection_classes,
+        # Names travel with the head, so a saved detector reports them.
+        ClassSplit(
+            num_classes,
+            detection_classes,
+            class_names=getattr(class_split, "class_names", None),
+        ),
         learning_rate=learning_rate,
         strategy=strategy,
         loss=loss,

@@ -247,6 +247,10 @@ def test_finetune_methods_move_what_they_should(data_dir, method):
         verbose=0,
     )
     head = find_background_head(network)
+    # The class names travel with the detector.
+    assert split.class_names and list(head.class_names) == list(
+        split.class_names
+    )
     heldout = list(split.heldout_classes)
     kernel = keras.ops.convert_to_numpy(head.kernel)
     snapshot = keras.ops.convert_to_numpy(head.classification_kernel)
