@@ -119,6 +119,7 @@ def _add_config_flags(parser, names):
 
 def _choices():
     from keras_objectness.workflows.config import PROPOSAL_SOURCES
+    from keras_objectness.workflows.finetuning import DETECTORS
     from keras_objectness.workflows.finetuning import METHODS
     from keras_objectness.workflows.precision import PRECISIONS
 
@@ -126,6 +127,7 @@ def _choices():
         "proposal_source": PROPOSAL_SOURCES,
         "method": tuple(METHODS),
         "mixed_precision": tuple(PRECISIONS),
+        "region_features": tuple(DETECTORS),
     }
 
 
@@ -183,6 +185,7 @@ RUN_FIELDS = (
     "save_freq",
     "backup_dir",
     "verbose",
+    "region_features",
     "mixed_precision",
 )
 
@@ -292,6 +295,7 @@ def build_parser():
             "batch_size",
             "seed",
             "verbose",
+            "region_features",
             "mixed_precision",
         ),
     )

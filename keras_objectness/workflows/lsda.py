@@ -215,7 +215,7 @@ def _run_lsda(source, class_split, config, strategy, log, command):
 
     with log.stage("adapted detection"):
         detections = scoring.detect_on_proposals(
-            network, images, boxes, **detect
+            network, images, boxes, detector=config.region_features, **detect
         )
         adapted = scoring.evaluate_detections(
             detections, ground_truth, class_split
@@ -348,7 +348,17 @@ def finetune_from_config(
             save_freq=config.save_freq,
             verbose=config.verbose,
             strategy=strategy,
+            detector=config.region_features,
+            image_size=_scene_side(source, config),
         )
+
+
+def _scene_side(source, config):
+    """Side of the whole training scenes of shared-feature fine-tuning."""
+    if config.region_features != "shared":
+        return DEFAULT_TEST_IMAGE_SIZE  # not read by per-crop training
+    side = source.image_size("detection_train")
+    return side or DEFAULT_TEST_IMAGE_SIZE
 
 
 def _backup(config, name):
