@@ -3,6 +3,7 @@ import math
 import keras
 
 from keras_objectness import _checks
+from keras_objectness import _ops
 from keras_objectness import box_space as box_space_lib
 from keras_objectness import box_utils
 from keras_objectness._ops import ops
@@ -105,6 +106,13 @@ class GaussianBoxTargets(keras.layers.Layer):
             bounding_box_format, image_shape
         )
         self.built = True
+
+    def __call__(self, *args, **kwargs):
+        # Inside tf.data under another backend, Keras' layer machinery
+        # cannot take TensorFlow tensors: compute directly (same values).
+        if _ops.use_tensorflow_ops():
+            return self.compute_targets(*args, **kwargs)
+        return super().__call__(*args, **kwargs)
 
     def call(self, boxes, classes=None):
         return self.compute_targets(boxes, classes)
