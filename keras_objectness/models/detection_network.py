@@ -147,7 +147,7 @@ def detection_network(
     # on the copy, whose layers have the same names and structure.
     _class_layer(graph, output_layer_name)
     if copy_classifier:
-        classifier = _copy(classifier)
+        classifier = copy_model(classifier)
     graph = _functional_graph(classifier, fresh_input=True)
     layer, features, pooling = _class_layer(graph, output_layer_name)
     kernel, bias = _class_weights(layer)
@@ -232,17 +232,24 @@ def _functional_graph(classifier, fresh_input):
     return graph
 
 
-def _copy(classifier):
-    """A clone of `classifier` holding copies of its weights."""
-    copy = keras.models.clone_model(classifier)
-    source, target = classifier.weights, copy.weights
+def copy_model(
+    model,
+    argument="classifier",
+    alternative="Pass `copy_classifier=False` to share its layers.",
+):
+    """A clone of `model` holding copies of its weights.
+
+    `argument` and `alternative` word the error of a model whose clone
+    does not have the same weights (a subclassed model, for instance).
+    """
+    copy = keras.models.clone_model(model)
+    source, target = model.weights, copy.weights
     if len(source) != len(target) or any(
         tuple(s.shape) != tuple(t.shape) for s, t in zip(source, target)
     ):
         raise ValueError(
-            "`classifier` could not be copied: its clone has different "
-            "weights. Pass `copy_classifier=False` to share its layers. "
-            f"Received: classifier={classifier.name!r}"
+            f"`{argument}` could not be copied: its clone has different "
+            f"weights. {alternative} Received: {argument}={model.name!r}"
         )
     for s, t in zip(source, target):
         t.assign(s)

@@ -51,6 +51,7 @@ from keras_objectness.adaptation import find_background_head
 from keras_objectness.adaptation import validate_knn
 from keras_objectness.adaptation import validate_weighting
 from keras_objectness.layers.background_head import BackgroundHead
+from keras_objectness.models.detection_network import copy_model
 
 ADAPTATIONS = ("knn", "none")
 
@@ -230,7 +231,11 @@ def add_classes(
         detection_kernel, detection_bias = new_kernel, new_bias
 
     if copy_network:
-        network = _copy_network(detector_network)
+        network = copy_model(
+            detector_network,
+            "detector_network",
+            "Pass `copy_network=False`.",
+        )
         head, features_tensor = _head_and_features(network)
     else:
         network = detector_network
@@ -584,22 +589,6 @@ def _features(feature_model, images, batch_size):
             )
         )
     return np.concatenate(outputs)
-
-
-def _copy_network(network):
-    copy = keras.models.clone_model(network)
-    source, target = network.weights, copy.weights
-    if len(source) != len(target) or any(
-        tuple(s.shape) != tuple(t.shape) for s, t in zip(source, target)
-    ):
-        raise ValueError(
-            "`detector_network` could not be copied: its clone has "
-            "different weights. Pass `copy_network=False`. "
-            f"Received: detector_network={network.name!r}"
-        )
-    for s, t in zip(source, target):
-        t.assign(s)
-    return copy
 
 
 def _assign(grown, head, detection, classification):
