@@ -12,6 +12,7 @@ from keras_objectness.models.region_detector import region_detector
 from keras_objectness.models.shared_feature_detector import (
     shared_feature_detector,
 )
+from keras_objectness.models.truncated_svd import truncated_svd_dense
 
 __all__ = [
     "ALEXNET_PRESETS",
@@ -22,4 +23,5 @@ __all__ = [
     "objectness_inference_model",
     "region_detector",
     "shared_feature_detector",
+    "truncated_svd_dense",
 ]

@@ -252,7 +252,10 @@ def copy_model(
             f"weights. {alternative} Received: {argument}={model.name!r}"
         )
     for s, t in zip(source, target):
-        t.assign(s)
+        # A copy of the value: under JAX `assign` keeps the array object
+        # itself, and a jitted call on one model that donates its buffers
+        # would delete the other model's weights.
+        t.assign(np.array(keras.ops.convert_to_numpy(s)))
     return copy
 
 
