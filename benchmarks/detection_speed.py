@@ -101,14 +101,13 @@ def main(argv=None):
             source, args.test_images, image_size=args.image_size
         )
     table["num_test_images"] = int(len(images))
-    shared = {"shared": (1.0,), "shared_pyramid": tuple(args.pyramid)}
-    variants = [("per_crop", network, None)]
-    variants += [(kind, network, s) for kind, s in shared.items()]
+    variants = [("per_crop", network, None), ("shared", network, (1.0,))]
     for rank in args.svd_rank:
         # fc6 and fc7 (the head is never factored), scored at native scale.
-        shared[f"shared_svd{rank}"] = (1.0,)
         fast = ko.models.truncated_svd_dense(network, rank)
         variants.append((f"shared_svd{rank}", fast, (1.0,)))
+    variants.append(("shared_pyramid", network, tuple(args.pyramid)))
+    shared = [kind for kind, _, _ in variants[1:]]
     for count in args.proposals:
         with log.stage(f"{count} proposals"):
             boxes = _proposals(images, count)
