@@ -40,6 +40,10 @@ class WorkflowConfig:
         knn: neighbours in B for the `"lsda"` offsets, or `"all"`.
         finetune_epochs: epochs of detection fine-tuning.
         finetune_learning_rate: Adam rate of fine-tuning.
+        frozen_layers: the first this many layers with weights of the
+            classifier (in graph order: conv1 and conv2 of the preset)
+            keep their weights during fine-tuning, as in Fast R-CNN; 0
+            fine-tunes every layer.
         regions_per_image: region crops sampled per training scene.
         positive_fraction: largest share of object regions among them.
         flip: whether training flips images left-right (turn it off for
@@ -80,6 +84,7 @@ class WorkflowConfig:
     knn: object = 5
     finetune_epochs: int = 3
     finetune_learning_rate: float = 1e-4
+    frozen_layers: int = 0
     regions_per_image: int = 8
     positive_fraction: float = 0.25
     flip: bool = True
@@ -108,6 +113,7 @@ class WorkflowConfig:
             "finetune_epochs",
             "gallery_images",
             "seed",
+            "frozen_layers",
         ):
             _check_int(name, getattr(self, name), minimum=0)
         if self.max_test_images is not None:

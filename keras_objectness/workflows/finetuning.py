@@ -124,6 +124,35 @@ def _backbone_layers(network):
     return layers
 
 
+def _trainable_after(classifier, frozen_layers):
+    """Names of the backbone layers after the first `frozen_layers`
+    layers with weights (`None`: all train)."""
+    if (
+        isinstance(frozen_layers, bool)
+        or not isinstance(frozen_layers, int)
+        or frozen_layers < 0
+    ):
+        raise ValueError(
+            "`frozen_layers` must be an integer >= 0. "
+            f"Received: frozen_layers={frozen_layers!r}"
+        )
+    if frozen_layers == 0:
+        return None
+    layers = []
+    for layer in classifier.layers:
+        layers.extend(getattr(layer, "layers", None) or [layer])
+    weighted = [layer for layer in layers if layer.weights]
+    # The last weighted layer is the output layer, replaced by the head.
+    if frozen_layers >= len(weighted):
+        raise ValueError(
+            f"`frozen_layers` must be less than the {len(weighted)} layers "
+            "with weights of the classifier (its output layer is replaced "
+            f"by the detection head). Received: frozen_layers={frozen_layers}"
+        )
+    frozen = {layer.name for layer in weighted[:frozen_layers]}
+    return [layer.name for layer in layers if layer.name not in frozen]
+
+
 def region_batches(
     train_examples,
     detection_classes,
@@ -242,6 +271,7 @@ def finetune_detector(
     knn=5,
     epochs=4,
     learning_rate=1e-4,
+    frozen_layers=0,
     batch_size=64,
     regions_per_image=8,
     positive_fraction=0.25,
@@ -268,6 +298,10 @@ def finetune_detector(
         knn: int or `"all"`, for `"lsda"`. Defaults to `5`.
         epochs, learning_rate, batch_size, seed, save_freq, verbose: as
             named.
+        frozen_layers: int. The first this many layers with weights of
+            the classifier (graph order) are not fine-tuned: early
+            filters are generic (Fast R-CNN keeps them), and their
+            gradients are the costliest to compute. Defaults to `0`.
         regions_per_image, positive_fraction, flip: of the region crops.
         classification_examples: TFDS-style image-labelled examples of all
             classes, for the `"joint"` methods.
@@ -337,6 +371,7 @@ def finetune_detector(
         strategy=strategy,
         loss=loss,
         mask_heldout_classes=not joint,
+        trainable_layers=_trainable_after(classifier, frozen_layers),
     )
     if detector == "shared":
         images_per_batch = max(1, batch_size // regions_per_image)

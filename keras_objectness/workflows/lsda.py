@@ -336,6 +336,7 @@ def finetune_from_config(
             knn=config.knn,
             epochs=config.finetune_epochs,
             learning_rate=config.finetune_learning_rate,
+            frozen_layers=config.frozen_layers,
             batch_size=config.batch_size,
             regions_per_image=config.regions_per_image,
             positive_fraction=config.positive_fraction,

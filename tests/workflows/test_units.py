@@ -301,3 +301,70 @@ def test_scenes_of_classes_keeps_scenes_with_only_those_classes():
         data.scenes_of_classes(dataset, ())
     with pytest.raises(ValueError, match="`classes`"):
         data.scenes_of_classes(dataset, ("a",))
+
+
+# === Frozen layers in fine-tuning ===
+
+
+def _labelled_scenes(count=4):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (count, 24, 24, 3)).astype("uint8")
+    boxes = np.tile(
+        np.array([[0.1, 0.1, 0.6, 0.6], [0.4, 0.4, 0.9, 0.9]], "float32"),
+        (count, 1, 1),
+    )
+    labels = np.tile(np.array(DETECTION_CLASSES[:2], "int64"), (count, 1))
+    return tf.data.Dataset.from_tensor_slices(
+        {"image": images, "objects": {"bbox": boxes, "label": labels}}
+    )
+
+
+def _changed(before, after):
+    return [
+        not np.array_equal(
+            keras.ops.convert_to_numpy(old), keras.ops.convert_to_numpy(new)
+        )
+        for old, new in zip(before.weights, after.weights)
+    ]
+
+
+@pytest.mark.tensorflow_only  # the region pipeline is tf.data
+@pytest.mark.parametrize("frozen_layers", [0, 1])
+def test_finetune_detector_keeps_frozen_layers(frozen_layers):
+    classifier = tiny_classifier()
+    network = workflows.finetune_detector(
+        classifier,
+        _labelled_scenes(),
+        ClassSplit(NUM_CLASSES, DETECTION_CLASSES),
+        method="none",
+        epochs=2,
+        learning_rate=1e-2,
+        frozen_layers=frozen_layers,
+        batch_size=8,
+        regions_per_image=4,
+        verbose=0,
+    )
+    original = classifier.get_layer("tiny_backbone")
+    tuned = network.get_layer("tiny_backbone")
+    conv_changed = _changed(
+        original.get_layer("tiny_conv"), tuned.get_layer("tiny_conv")
+    )
+    fc_changed = _changed(
+        original.get_layer("tiny_fc"), tuned.get_layer("tiny_fc")
+    )
+    assert any(fc_changed)
+    assert any(conv_changed) == (frozen_layers == 0)
+
+
+@pytest.mark.parametrize("frozen_layers", [-1, 1.5, True, 3])
+def test_finetune_detector_rejects_bad_frozen_layers(frozen_layers):
+    # tiny_classifier's layers with weights are conv, fc and the output
+    # layer, which the head replaces: at most 2 can stay frozen.
+    with pytest.raises(ValueError, match="`frozen_layers`"):
+        workflows.finetuning._trainable_after(tiny_classifier(), frozen_layers)
+
+
+def test_config_checks_frozen_layers():
+    with pytest.raises(ValueError, match="`frozen_layers`"):
+        workflows.WorkflowConfig(frozen_layers=-1)
+    assert workflows.WorkflowConfig(frozen_layers=2).frozen_layers == 2
