@@ -38,7 +38,7 @@ def main(argv=None):
         "--output-dir", default="runs/detect", help="results and figures"
     )
     parser.add_argument(
-        "--config", default="default", help="dataset config (tiny: tests)"
+        "--config", default="workflow", help="dataset config (tiny: tests)"
     )
     parser.add_argument(
         "--quick", action="store_true", help="tiny epochs and proposals"

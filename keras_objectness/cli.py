@@ -38,9 +38,10 @@ def _add_data_flags(parser):
     group = parser.add_argument_group("data")
     group.add_argument(
         "--data",
-        default="silhouette_scenes",
+        default="silhouette_scenes/workflow",
         help="TFDS dataset name with optional config (the bundled "
-        "'silhouette_scenes', 'voc/2007', 'coco/2017', ...), prepared in "
+        "'silhouette_scenes' whose 'workflow' config holds only the splits "
+        "this command reads, 'voc/2007', 'coco/2017', ...), prepared in "
         "--data-dir",
     )
     group.add_argument(

@@ -175,7 +175,8 @@ class TfdsSource(DataSource):
     Args:
         name: str. TFDS name with optional config and version, e.g.
             `"silhouette_scenes"`, `"voc/2007"`, `"coco/2017"`. Defaults to
-            `"silhouette_scenes"`.
+            `"silhouette_scenes/workflow"` (the bundled dataset's splits
+            that the workflow reads).
         data_dir: str. TFDS data folder. Defaults to `"runs/tfds"`.
         splits: optional dict from role (see `ROLES`) to split name,
             merged over the known defaults of the dataset.
@@ -193,7 +194,7 @@ class TfdsSource(DataSource):
 
     def __init__(
         self,
-        name="silhouette_scenes",
+        name="silhouette_scenes/workflow",
         data_dir="runs/tfds",
         splits=None,
         max_examples=None,

@@ -14,6 +14,7 @@ from keras_objectness.datasets.silhouette_scenes import (
 from keras_objectness.datasets.silhouette_scenes import png
 from keras_objectness.datasets.silhouette_scenes import sources
 from keras_objectness.datasets.silhouette_scenes import splits
+from keras_objectness.workflows.data_source import KNOWN_SPLITS
 
 TINY_COUNT = dict(splits.TINY_SPLIT_SIZES)
 
@@ -220,3 +221,42 @@ def test_worker_count():
         assert builder_module.num_workers() == 3
         patch.delenv(builder_module.WORKERS_ENV)
         assert 2 <= builder_module.num_workers() <= 4
+
+
+def test_workflow_config_is_the_default_splits_that_the_workflow_reads():
+    configs = {
+        config.name: config
+        for config in silhouette_scenes.SilhouetteScenes.BUILDER_CONFIGS
+    }
+    default, workflow = configs["default"], configs["workflow"]
+    # Every role of the workflow but the optional oracle (boxes of all
+    # classes), with the default config's counts.
+    roles = dict(KNOWN_SPLITS["silhouette_scenes"])
+    roles.pop("oracle_train")
+    assert dict(workflow.split_sizes) == {
+        name: count
+        for name, count in default.split_sizes
+        if name in roles.values()
+    }
+    for field in ("image_size", "min_objects", "max_objects", "seed"):
+        assert getattr(workflow, field) == getattr(default, field)
+    assert workflow.class_split == default.class_split
+
+
+def test_a_config_with_fewer_splits_writes_the_same_records(tmp_path):
+    every = _build_files(tmp_path / "every")
+    config = silhouette_scenes.SilhouetteScenesConfig(
+        name="fewer",
+        image_size=64,
+        split_sizes=tuple(
+            (name, count)
+            for name, count in splits.TINY_SPLIT_SIZES
+            if name in ("test_mixed", "detection_train")
+        ),
+    )
+    fewer = _build_files(tmp_path / "fewer", config)
+    assert len(fewer) == 2
+    for name, records in fewer.items():
+        split = name.split("-")[1].split(".tfrecord")[0]
+        (same,) = [n for n in every if f"-{split}.tfrecord" in n]
+        assert records == every[same], split

@@ -90,6 +90,19 @@ DEFAULT_SPLIT_SIZES = (
     ("test_mixed", 600),
 )
 TINY_SPLIT_SIZES = tuple((name, 24) for name in SPLIT_NAMES)
+# What `keras-objectness run` reads: an example depends only on the seed,
+# its split and its index, so these are the default config's examples.
+WORKFLOW_SPLITS = (
+    "classification_train",
+    "classification_validation",
+    "detection_train",
+    "test_mixed",
+)
+WORKFLOW_SPLIT_SIZES = tuple(
+    (name, count)
+    for name, count in DEFAULT_SPLIT_SIZES
+    if name in WORKFLOW_SPLITS
+)
 
 CLASSIFICATION_SCALE_RANGE = (0.55, 0.9)
 DETECTION_SCALE_RANGE = (0.12, 0.7)
