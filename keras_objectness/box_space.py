@@ -5,6 +5,7 @@ import math
 import keras
 import numpy as np
 
+from keras_objectness import _checks
 from keras_objectness import box_utils
 from keras_objectness._ops import ops
 
@@ -70,10 +71,10 @@ class BoxSpace:
         self.aspect_ratios = _validate_increasing(
             aspect_ratios, "aspect_ratios"
         )
-        self.bounding_box_format = box_utils.validate_bounding_box_format(
+        self.bounding_box_format = _checks.check_bounding_box_format(
             bounding_box_format
         )
-        self.image_shape = box_utils.validate_image_shape(
+        self.image_shape = _checks.check_image_shape(
             image_shape, bounding_box_format
         )
         self.bins_shape = (
@@ -278,21 +279,10 @@ class BoxSpace:
         space.coverage_report(boxes)["fraction_iou_at_least_0.7"]
         ```
         """
-        for name, value in (
-            ("num_scales", num_scales),
-            ("num_aspect_ratios", num_aspect_ratios),
-        ):
-            if (
-                not isinstance(value, (int, np.integer))
-                or isinstance(value, bool)
-                or value < 1
-            ):
-                raise ValueError(
-                    f"`{name}` must be a positive integer. "
-                    f"Received: {name}={value!r}"
-                )
-        box_utils.validate_bounding_box_format(bounding_box_format)
-        image_shape = box_utils.validate_image_shape(
+        _checks.check_positive_int("num_scales", num_scales)
+        _checks.check_positive_int("num_aspect_ratios", num_aspect_ratios)
+        _checks.check_bounding_box_format(bounding_box_format)
+        image_shape = _checks.check_image_shape(
             image_shape, bounding_box_format
         )
         rel = _valid_rel_yxyx(boxes, bounding_box_format, image_shape)
@@ -481,10 +471,10 @@ class BoxSpace:
     def _resolve_format(self, bounding_box_format, image_shape):
         if bounding_box_format is None:
             bounding_box_format = self.bounding_box_format
-        box_utils.validate_bounding_box_format(bounding_box_format)
+        _checks.check_bounding_box_format(bounding_box_format)
         if image_shape is None:
             image_shape = self.image_shape
-        return bounding_box_format, box_utils.validate_image_shape(
+        return bounding_box_format, _checks.check_image_shape(
             image_shape, bounding_box_format
         )
 

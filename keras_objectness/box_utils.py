@@ -17,7 +17,6 @@ The data rule for bad boxes, used everywhere in the package:
   `TypeError` (eager and graph alike, from the static dtype).
 """
 
-import math
 import sys
 
 import keras
@@ -25,67 +24,8 @@ import numpy as np
 
 from keras_objectness._ops import ops
 
-# The formats `keras.utils.bounding_boxes.convert_format` understands.
-BOUNDING_BOX_FORMATS = (
-    "xyxy",
-    "yxyx",
-    "xywh",
-    "center_xywh",
-    "center_yxhw",
-    "rel_xyxy",
-    "rel_yxyx",
-    "rel_xywh",
-    "rel_center_xywh",
-)
-
 # Slack for coordinates a hair outside the image from float round-off.
 _EDGE_TOLERANCE = 1e-4
-
-
-def validate_bounding_box_format(
-    bounding_box_format, name="bounding_box_format"
-):
-    if bounding_box_format not in BOUNDING_BOX_FORMATS:
-        raise ValueError(
-            f"`{name}` must be one of {BOUNDING_BOX_FORMATS}. "
-            f"Received: {name}={bounding_box_format!r}"
-        )
-    return bounding_box_format
-
-
-def validate_image_shape(image_shape, bounding_box_format):
-    """Checks `image_shape` and returns it as a `(height, width)` tuple."""
-    if image_shape is None:
-        if not bounding_box_format.startswith("rel_"):
-            raise ValueError(
-                "`image_shape` is required for the absolute box format "
-                f"{bounding_box_format!r}: pass `image_shape=(height, width)`. "
-                f"Received: image_shape={image_shape}"
-            )
-        return None
-    try:
-        values = tuple(image_shape)[:2]
-        ok = len(values) == 2 and all(_is_positive_integral(v) for v in values)
-    except TypeError:
-        ok = False
-    if not ok:
-        raise ValueError(
-            "`image_shape` must be `(height, width)` with positive integers. "
-            f"Received: image_shape={image_shape}"
-        )
-    height, width = (int(v) for v in values)
-    return (height, width)
-
-
-def _is_positive_integral(value):
-    """An int (or a float or scalar array holding one) above zero."""
-    if isinstance(value, (bool, str, bytes)):
-        return False
-    try:
-        as_float = float(value)
-    except (TypeError, ValueError):
-        return False
-    return math.isfinite(as_float) and as_float.is_integer() and as_float > 0
 
 
 def check_real_dtype(x, name="boxes"):

@@ -6,6 +6,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from keras_objectness import BoxSpace
+from keras_objectness import _checks
 from keras_objectness import box_utils
 from keras_objectness.box_space import _iou_yxyx
 
@@ -139,7 +140,7 @@ class TestEncodeDecode:
         assert tuple(space.decode(bins).shape) == (2, 3, 4)
 
     @pytest.mark.parametrize(
-        "bounding_box_format", box_utils.BOUNDING_BOX_FORMATS
+        "bounding_box_format", _checks.BOUNDING_BOX_FORMATS
     )
     def test_every_keras_format_gives_the_same_bins(self, bounding_box_format):
         space = SPACES["default"]

@@ -48,13 +48,12 @@ holds every detection and its last the most confident ones. The actual
 `t_i` are in the result (`result["pr_curve"]["thresholds"]`).
 """
 
-import numbers
-
 import keras
 import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.pr_curve import summary as pr_curve_summary
 
+from keras_objectness import _checks
 from keras_objectness.evaluation import DetectionEvaluator
 from keras_objectness.evaluation import match_detections
 from keras_objectness.layers.box_bin_decoder import BoxBinDecoder
@@ -492,17 +491,15 @@ def check_evaluation_arguments(
         num_images, max_drawn_detections, batch_size: as in
         `evaluate_objectness`.
     """
-    _check_positive_int(max_detections, "max_detections")
-    _check_positive_int(batch_size, "batch_size")
-    _check_positive_int(num_thresholds, "num_thresholds", minimum=2)
-    _check_positive_int(num_images, "num_images", minimum=0)
-    _check_positive_int(max_drawn_detections, "max_drawn_detections", 0)
-    _check_fraction(iou_threshold, "iou_threshold")
-    if pr_curve_thresholds not in PR_CURVE_THRESHOLDS:
-        raise ValueError(
-            f"`pr_curve_thresholds` must be one of {PR_CURVE_THRESHOLDS}. "
-            f"Received: pr_curve_thresholds={pr_curve_thresholds!r}"
-        )
+    _checks.check_int("max_detections", max_detections)
+    _checks.check_int("batch_size", batch_size)
+    _checks.check_int("num_thresholds", num_thresholds, minimum=2)
+    _checks.check_int("num_images", num_images, minimum=0)
+    _checks.check_int("max_drawn_detections", max_drawn_detections, 0)
+    _checks.check_fraction("iou_threshold", iou_threshold)
+    _checks.check_choice(
+        "pr_curve_thresholds", pr_curve_thresholds, PR_CURVE_THRESHOLDS
+    )
     # The evaluator checks its own arguments (IoU, method, classes, format).
     DetectionEvaluator(
         iou_threshold=match_iou_threshold,
@@ -598,29 +595,6 @@ def _matched_detections(evaluator, y_true, detections):
     true_positive = np.concatenate(true_positive + [np.zeros(0, bool)])
     confidence = np.concatenate(confidence + [np.zeros(0)])
     return true_positive, confidence, num_ground_truth
-
-
-def _check_positive_int(value, name, minimum=1):
-    if (
-        not isinstance(value, numbers.Integral)
-        or isinstance(value, bool)
-        or value < minimum
-    ):
-        raise ValueError(
-            f"`{name}` must be an integer >= {minimum}. "
-            f"Received: {name}={value!r}"
-        )
-
-
-def _check_fraction(value, name):
-    if (
-        not isinstance(value, numbers.Real)
-        or isinstance(value, bool)
-        or not 0 < value <= 1
-    ):
-        raise ValueError(
-            f"`{name}` must be in (0, 1]. Received: {name}={value!r}"
-        )
 
 
 def _describe(value):

@@ -5,6 +5,7 @@ import os
 import keras
 import tensorflow as tf
 
+from keras_objectness import _checks
 from keras_objectness.callbacks import objectness_summaries
 
 
@@ -117,7 +118,7 @@ class ObjectnessTensorBoard(keras.callbacks.Callback):
                 "`run_name` must be a non-empty string. "
                 f"Received: run_name={run_name!r}"
             )
-        objectness_summaries._check_positive_int(frequency, "frequency")
+        _checks.check_int("frequency", frequency)
         self.log_dir = os.fspath(log_dir)
         self.images, self.y_true = objectness_summaries.check_validation_data(
             images, y_true

@@ -1,4 +1,7 @@
-"""Argument checks and input conversion shared by the evaluation modules.
+"""Input conversion and data checks shared by the evaluation modules.
+
+The argument rules (thresholds, formats, class ids) live in
+`keras_objectness._checks`.
 
 Everything here is numpy. Boxes are converted to `yxyx` corners in float64:
 relative formats stay relative, absolute formats are divided by
@@ -22,107 +25,7 @@ Rows that are not padding must have finite boxes with `max >= min` on both
 axes and a non-NaN confidence; anything else raises a `ValueError`.
 """
 
-import numbers
-
 import numpy as np
-
-BOUNDING_BOX_FORMATS = (
-    "xyxy",
-    "rel_xyxy",
-    "yxyx",
-    "rel_yxyx",
-    "xywh",
-    "center_xywh",
-    "center_yxhw",
-    "rel_xywh",
-    "rel_center_xywh",
-)
-
-
-def check_choice(value, name, choices):
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(
-            f"`{name}` must be one of {choices}. Received: {name}={value!r}"
-        )
-    return value
-
-
-def check_bounding_box_format(bounding_box_format):
-    return check_choice(
-        bounding_box_format, "bounding_box_format", BOUNDING_BOX_FORMATS
-    )
-
-
-def check_fraction(value, name, low_inclusive=False):
-    """Checks that `value` is a real number in (0, 1] (or [0, 1])."""
-    interval = "[0, 1]" if low_inclusive else "(0, 1]"
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if ok:
-        value = float(value)
-        low_ok = value >= 0.0 if low_inclusive else value > 0.0
-        ok = low_ok and value <= 1.0
-    if not ok:
-        raise ValueError(
-            f"`{name}` must be in {interval}. Received: {name}={value}"
-        )
-    return value
-
-
-def check_image_shape(image_shape):
-    """Returns `(height, width)` as floats, or `None`."""
-    if image_shape is None:
-        return None
-    try:
-        dims = tuple(image_shape)
-        height, width = float(dims[0]), float(dims[1])
-        ok = 2 <= len(dims) <= 3 and height > 0 and width > 0
-    except (TypeError, ValueError, IndexError):
-        ok = False
-    if not ok:
-        raise ValueError(
-            "`image_shape` must be `(height, width)` or "
-            "`(height, width, channels)` with positive sizes. "
-            f"Received: image_shape={image_shape}"
-        )
-    return height, width
-
-
-def check_num_classes(num_classes, allow_none=True):
-    if num_classes is None and allow_none:
-        return None
-    if (
-        not isinstance(num_classes, numbers.Integral)
-        or isinstance(num_classes, bool)
-        or num_classes < 1
-    ):
-        raise ValueError(
-            "`num_classes` must be a positive integer"
-            + (" or None" if allow_none else "")
-            + f". Received: num_classes={num_classes}"
-        )
-    return int(num_classes)
-
-
-def check_class_ids(class_ids, name, num_classes=None):
-    """Returns `class_ids` as a sorted tuple of distinct ints."""
-    try:
-        values = tuple(class_ids)
-    except TypeError:
-        values = None
-    ok = values is not None and all(
-        isinstance(v, numbers.Integral)
-        and not isinstance(v, bool)
-        and v >= 0
-        and (num_classes is None or v < num_classes)
-        for v in values
-    )
-    if not ok:
-        limit = "" if num_classes is None else f" below {num_classes}"
-        raise ValueError(
-            f"`{name}` must be a sequence of non-negative integers{limit}. "
-            f"Received: {name}={class_ids}"
-        )
-    return tuple(sorted({int(v) for v in values}))
 
 
 def to_array(value, name, ndim, dtype=np.float64):

@@ -31,6 +31,7 @@ Both are 0 when there are no detections, and undefined (the curve needs
 
 import numpy as np
 
+from keras_objectness import _checks
 from keras_objectness.evaluation import _inputs
 
 AP_METHODS = ("voc", "coco")
@@ -146,7 +147,7 @@ def average_precision(precision, recall, method="voc"):
     # 0.25 * 1.0 + 0.25 * (2 / 3) = 0.41667
     ```
     """
-    _inputs.check_choice(method, "method", AP_METHODS)
+    _checks.check_choice("method", method, AP_METHODS)
     precision, recall = _check_curve(precision, recall)
     # Upper envelope: the best precision at this recall or any higher one.
     envelope = np.maximum.accumulate(precision[::-1])[::-1]

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from keras_objectness import _checks
 from keras_objectness.evaluation import _inputs
 from keras_objectness.evaluation.average_precision import AP_METHODS
 from keras_objectness.evaluation.average_precision import average_precision
@@ -168,7 +169,9 @@ class DetectionEvaluator:
                     f"Received: num_classes={num_classes}"
                 )
             detection_classes = split_classes.detection_classes
-        self.num_classes = _inputs.check_num_classes(num_classes)
+        self.num_classes = _checks.check_int(
+            "num_classes", num_classes, allow_none=True
+        )
         if detection_classes is not None:
             if self.num_classes is None:
                 raise ValueError(
@@ -176,8 +179,8 @@ class DetectionEvaluator:
                     "evaluation). Received: num_classes=None, "
                     f"detection_classes={detection_classes}"
                 )
-            detection_classes = _inputs.check_class_ids(
-                detection_classes, "detection_classes", self.num_classes
+            detection_classes = _checks.check_class_ids(
+                "detection_classes", detection_classes, self.num_classes
             )
         self.detection_classes = detection_classes
         self.heldout_classes = None
@@ -195,15 +198,17 @@ class DetectionEvaluator:
                     f"Received: heldout_classes="
                     f"{tuple(split_classes.heldout_classes)}"
                 )
-        self.iou_threshold = _inputs.check_fraction(
-            iou_threshold, "iou_threshold"
+        self.iou_threshold = _checks.check_fraction(
+            "iou_threshold", iou_threshold
         )
-        self.bounding_box_format = _inputs.check_bounding_box_format(
+        self.bounding_box_format = _checks.check_bounding_box_format(
             bounding_box_format
         )
         self.image_shape = image_shape
-        self._image_shape = _inputs.check_image_shape(image_shape)
-        self.method = _inputs.check_choice(method, "method", AP_METHODS)
+        self._image_shape = _checks.check_image_shape(
+            image_shape, integers=False
+        )
+        self.method = _checks.check_choice("method", method, AP_METHODS)
         if ground_truth_classes is not None:
             if self.num_classes is not None:
                 raise ValueError(
@@ -212,16 +217,16 @@ class DetectionEvaluator:
                     f"class. Received: num_classes={self.num_classes}, "
                     f"ground_truth_classes={ground_truth_classes}"
                 )
-            ground_truth_classes = _inputs.check_class_ids(
-                ground_truth_classes, "ground_truth_classes"
+            ground_truth_classes = _checks.check_class_ids(
+                "ground_truth_classes", ground_truth_classes
             )
         self.ground_truth_classes = ground_truth_classes
-        self.other_ground_truth = _inputs.check_choice(
-            other_ground_truth, "other_ground_truth", OTHER_GROUND_TRUTH_RULES
+        self.other_ground_truth = _checks.check_choice(
+            "other_ground_truth", other_ground_truth, OTHER_GROUND_TRUTH_RULES
         )
         if ignored_overlap is not None:
-            _inputs.check_choice(
-                ignored_overlap, "ignored_overlap", IGNORED_OVERLAPS
+            _checks.check_choice(
+                "ignored_overlap", ignored_overlap, IGNORED_OVERLAPS
             )
         self.ignored_overlap = ignored_overlap
         self._crowd_overlap = (

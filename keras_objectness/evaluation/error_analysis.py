@@ -29,6 +29,7 @@ import os
 
 import numpy as np
 
+from keras_objectness import _checks
 from keras_objectness.evaluation import _inputs
 from keras_objectness.evaluation.matching import detection_order
 from keras_objectness.evaluation.matching import match_image
@@ -46,11 +47,11 @@ _PLOT_COLORS = {
 
 
 def _check_thresholds(iou_threshold, localization_iou, confusion_iou):
-    iou_threshold = _inputs.check_fraction(iou_threshold, "iou_threshold")
-    localization_iou = _inputs.check_fraction(
-        localization_iou, "localization_iou"
+    iou_threshold = _checks.check_fraction("iou_threshold", iou_threshold)
+    localization_iou = _checks.check_fraction(
+        "localization_iou", localization_iou
     )
-    confusion_iou = _inputs.check_fraction(confusion_iou, "confusion_iou")
+    confusion_iou = _checks.check_fraction("confusion_iou", confusion_iou)
     if localization_iou > iou_threshold:
         raise ValueError(
             "`localization_iou` must be <= iou_threshold="
@@ -155,11 +156,11 @@ def classify_false_positives(
     thresholds = _check_thresholds(
         iou_threshold, localization_iou, confusion_iou
     )
-    _inputs.check_bounding_box_format(bounding_box_format)
-    shape = _inputs.check_image_shape(image_shape)
+    _checks.check_bounding_box_format(bounding_box_format)
+    shape = _checks.check_image_shape(image_shape, integers=False)
     analysed = None
     if classes is not None:
-        analysed = np.array(_inputs.check_class_ids(classes, "classes"))
+        analysed = np.array(_checks.check_class_ids("classes", classes))
     return _classify_batch(
         y_true, y_pred, analysed, thresholds, bounding_box_format, shape
     )
@@ -348,12 +349,14 @@ class FalsePositiveAnalyzer:
         )
         self.classes = None
         if classes is not None:
-            self.classes = _inputs.check_class_ids(classes, "classes")
-        self.bounding_box_format = _inputs.check_bounding_box_format(
+            self.classes = _checks.check_class_ids("classes", classes)
+        self.bounding_box_format = _checks.check_bounding_box_format(
             bounding_box_format
         )
         self.image_shape = image_shape
-        self._image_shape = _inputs.check_image_shape(image_shape)
+        self._image_shape = _checks.check_image_shape(
+            image_shape, integers=False
+        )
         # Validates `counts` now rather than at the first `result()`.
         false_positive_breakdown(
             {"error_type": np.zeros(0, str), "confidence": np.zeros(0)},

@@ -31,6 +31,7 @@ With classes given, a detection can only match boxes of its own class; with
 
 import numpy as np
 
+from keras_objectness import _checks
 from keras_objectness.evaluation import _inputs
 
 MATCHING_RULES = ("voc", "coco")
@@ -186,8 +187,8 @@ def compute_iou(
     # array([[0.33333333]])
     ```
     """
-    _inputs.check_bounding_box_format(bounding_box_format)
-    image_shape = _inputs.check_image_shape(image_shape)
+    _checks.check_bounding_box_format(bounding_box_format)
+    image_shape = _checks.check_image_shape(image_shape, integers=False)
     corners = []
     for name, boxes in (("boxes1", boxes1), ("boxes2", boxes2)):
         array = _inputs.to_array(boxes, name, 2)
@@ -263,10 +264,10 @@ def match_detections(
     result["true_positive"]  # array([False,  True]): the 0.9 box came first
     ```
     """
-    iou_threshold = _inputs.check_fraction(iou_threshold, "iou_threshold")
-    _inputs.check_choice(matching, "matching", MATCHING_RULES)
-    _inputs.check_bounding_box_format(bounding_box_format)
-    image_shape = _inputs.check_image_shape(image_shape)
+    iou_threshold = _checks.check_fraction("iou_threshold", iou_threshold)
+    _checks.check_choice("matching", matching, MATCHING_RULES)
+    _checks.check_bounding_box_format(bounding_box_format)
+    image_shape = _checks.check_image_shape(image_shape, integers=False)
     if (ground_truth_classes is None) != (detection_classes is None):
         raise ValueError(
             "`ground_truth_classes` and `detection_classes` must be given "

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from keras_objectness import _checks
 from keras_objectness.evaluation import _inputs
 from keras_objectness.evaluation.matching import iou_yxyx
 
@@ -49,9 +50,9 @@ def proposal_recall(
     proposal_recall(proposals, ground_truth)  # 0.5
     ```
     """
-    iou_threshold = _inputs.check_fraction(iou_threshold, "iou_threshold")
-    _inputs.check_bounding_box_format(bounding_box_format)
-    shape = _inputs.check_image_shape(image_shape)
+    iou_threshold = _checks.check_fraction("iou_threshold", iou_threshold)
+    _checks.check_bounding_box_format(bounding_box_format)
+    shape = _checks.check_image_shape(image_shape, integers=False)
     if not hasattr(proposals, "keys"):
         boxes = _inputs.to_array(proposals, "proposals", 3)
         proposals = {"boxes": boxes, "confidence": np.zeros(boxes.shape[:2])}

@@ -1,7 +1,7 @@
 import keras
 from keras import ops
 
-from keras_objectness.layers import _checks
+from keras_objectness import _checks
 from keras_objectness.layers.region_crops import crop_and_resize
 
 

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_objectness import _checks
 from keras_objectness.class_split import ClassSplit
 from keras_objectness.layers.background_head import large_negative
 
@@ -301,19 +302,16 @@ class JointDetectionLoss(keras.losses.Loss):
         values = _concrete_numpy(labels)
         if values is None:
             return
-        invalid = (values < 0) | (values > 2 * self.num_classes)
-        in_range = ~invalid
-        invalid[in_range] = ~self._valid_labels[values[in_range]]
-        if invalid.any():
-            k = self.num_classes
-            raise ValueError(
-                "`y_true` must hold detection labels (a class of "
-                f"`detection_classes`={self.detection_classes} or the "
-                f"background {k}) or encoded classification labels in "
-                f"[{k + 1}, {2 * k}] (see `encode_classification_labels`). "
-                f"Received: y_true with invalid labels "
-                f"{sorted(set(values[invalid].tolist()))}"
-            )
+        k = self.num_classes
+        _checks.check_labels(
+            "y_true",
+            values,
+            self._valid_labels,
+            "detection labels (a class of "
+            f"`detection_classes`={self.detection_classes} or the "
+            f"background {k}) or encoded classification labels in "
+            f"[{k + 1}, {2 * k}] (see `encode_classification_labels`)",
+        )
 
     def get_config(self):
         config = super().get_config()
@@ -333,16 +331,7 @@ class JointDetectionLoss(keras.losses.Loss):
 
 
 def _check_num_classes(num_classes):
-    if (
-        not isinstance(num_classes, numbers.Integral)
-        or isinstance(num_classes, bool)
-        or num_classes < 1
-    ):
-        raise ValueError(
-            "`num_classes` must be a positive integer. "
-            f"Received: num_classes={num_classes!r}"
-        )
-    return int(num_classes)
+    return _checks.check_positive_int("num_classes", num_classes)
 
 
 def _concrete_numpy(x):
