@@ -245,7 +245,10 @@ class BackgroundHead(keras.layers.Layer):
 
     def call(self, inputs, training=None, output_mode=None):
         output_mode = self._resolve_output_mode(output_mode)
-        kernel, bias = self.kernel, self.bias
+        # Tensors, not the variables: JAX refuses variables as arguments of
+        # its array functions (`where` below).
+        kernel = ops.convert_to_tensor(self.kernel)
+        bias = ops.convert_to_tensor(self.bias)
         if not self.train_detection_classes:
             # Same values; only the background unit passes gradients.
             background = ops.convert_to_tensor(

@@ -7,6 +7,9 @@ from keras_objectness.class_split import ClassSplit
 from keras_objectness.layers import BackgroundHead
 from keras_objectness.losses import JointDetectionLoss
 from keras_objectness.losses import encode_classification_labels
+from tests.gradients import compiled
+from tests.gradients import gradients
+from tests.gradients import variable_gradients
 from tests.test_case import TestCase
 
 K = 5
@@ -52,11 +55,8 @@ def _loss(**kwargs):
 
 
 def _gradient(loss, y_true, y_pred):
-    y_pred = tf.convert_to_tensor(y_pred)
-    with tf.GradientTape() as tape:
-        tape.watch(y_pred)
-        value = keras.ops.sum(loss(y_true, y_pred))
-    return tape.gradient(value, y_pred).numpy()
+    _, (grad,) = gradients(lambda y: keras.ops.sum(loss(y_true, y)), [y_pred])
+    return grad
 
 
 class TestEncoding:
@@ -171,13 +171,12 @@ class TestJointDetectionLoss(TestCase):
         else:
             # Through the softmax that made the probabilities, the gradient
             # to the logits of the masked outputs is zero up to rounding.
-            z = tf.convert_to_tensor(logits)
-            with tf.GradientTape() as tape:
-                tape.watch(z)
-                value = keras.ops.sum(
+            _, (logit_grad,) = gradients(
+                lambda z: keras.ops.sum(
                     _loss()(LABELS, keras.ops.softmax(z, axis=-1))
-                )
-            logit_grad = tape.gradient(value, z).numpy()
+                ),
+                [logits],
+            )
             np.testing.assert_allclose(logit_grad[:3][:, A], 0.0, atol=1e-6)
             np.testing.assert_allclose(logit_grad[3:, BG], 0.0, atol=1e-6)
             assert np.abs(logit_grad[:3][:, list(B) + [BG]]).max() > 0.01
@@ -200,17 +199,17 @@ class TestJointDetectionLoss(TestCase):
         head.build((None, 4))
         loss = JointDetectionLoss(K, B, from_logits=True)
 
-        def gradients(rows):
-            with tf.GradientTape() as tape:
-                value = loss(LABELS[rows], head(x[rows], training=True))
-            kernel, bias = tape.gradient(value, [head.kernel, head.bias])
-            return kernel.numpy(), bias.numpy()
+        def head_gradients(rows):
+            return variable_gradients(
+                lambda: loss(LABELS[rows], head(x[rows], training=True)),
+                [head.kernel, head.bias],
+            )
 
-        kernel, bias = gradients(slice(0, 3))
+        kernel, bias = head_gradients(slice(0, 3))
         np.testing.assert_array_equal(kernel[:, A], 0.0)
         np.testing.assert_array_equal(bias[A], 0.0)
         assert np.all(np.abs(kernel[:, list(B) + [BG]]).max(0) > 0)
-        kernel, bias = gradients(slice(3, None))
+        kernel, bias = head_gradients(slice(3, None))
         np.testing.assert_array_equal(kernel[:, BG], 0.0)
         assert bias[BG] == 0.0
         # Classes 1, 4 and 0 (A, A, B) are classification targets here.
@@ -302,23 +301,21 @@ class TestJointDetectionLoss(TestCase):
             loss(np.array([1, 2, 12]), logits)
 
     def test_invalid_labels_in_graphs_are_nan_without_gradient(self):
-        logits = tf.constant(_logits(4, seed=11))
-        labels = tf.constant([0, 2, 7, 11])  # A detection; too large
+        logits = _logits(4, seed=11)
+        labels = np.array([0, 2, 7, 11], "int32")  # A detection; too large
         loss = _loss(from_logits=True)
-
-        @tf.function
-        def run(y_true, y_pred):
-            with tf.GradientTape() as tape:
-                tape.watch(y_pred)
-                values = loss(y_true, y_pred)
-                total = tf.reduce_mean(values)
-            return values, total, tape.gradient(total, y_pred)
-
-        values, total, grad = (v.numpy() for v in run(labels, logits))
+        # Compiled (`tf.function`, `jax.jit`): the labels cannot be read.
+        total, (grad,) = gradients(
+            lambda y_true, y_pred: keras.ops.mean(loss(y_true, y_pred)),
+            [labels, logits],
+            compiled=True,
+            wrt=(1,),
+        )
+        values = compiled(loss)(labels, logits)
         assert np.isnan(values[[1, 3]]).all()
         np.testing.assert_allclose(
             values[[0, 2]],
-            _expected(logits.numpy()[[0, 2]], [0, 7]),
+            _expected(logits[[0, 2]], [0, 7]),
             atol=1e-5,
         )
         assert np.isnan(total)
