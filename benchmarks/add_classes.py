@@ -47,8 +47,11 @@ def parse_args(argv=None):
     add("--counts", nargs="+", default=["50", "200", "all"],
         help="classification images per added class")  # fmt: skip
     add("--knn", type=int, default=5, help="neighbours in B")
-    add("--cache-dir", default=os.path.join("runs", "add_classes"),
-        help="trained models are saved here and reused when present")
+    add(
+        "--cache-dir",
+        default=os.path.join("runs", "add_classes"),
+        help="trained models are saved here and reused when present",
+    )
     add("--reuse-first-training", default=None, metavar="JSON",
         help="take the 20-class rows (classifier alone, A box-less) from "
         "an earlier add_classes.json of the same config and seed")  # fmt: skip
@@ -101,7 +104,9 @@ def main(argv=None):
             out[key] = earlier[key]
         top1_20 = earlier["classifier_accuracy"]["20_classes"]
         out["first_training_reused_from"] = {
-            "command": earlier["command"], "seconds": earlier["seconds"]}
+            "command": earlier["command"],
+            "seconds": earlier["seconds"],
+        }
     else:
         # (a) and (b): all 20 classes' image labels in the first training.
         keras.utils.set_random_seed(args.seed)
@@ -283,10 +288,15 @@ def _mean(result, ids):
 def _print_table(out, a, b):
     print("| detector | images per added class | A mAP | B mAP |")
     print("|---|---|---|---|")
-    rows = [("classifier alone (20 classes)", "all", out["classifier_only"]),
-            ("A box-less in the first training", "all",
-             out["boxless_in_first_training"]),
-            ("before adding (10 classes)", "-", out["before_adding"])]
+    rows = [
+        ("classifier alone (20 classes)", "all", out["classifier_only"]),
+        (
+            "A box-less in the first training",
+            "all",
+            out["boxless_in_first_training"],
+        ),
+        ("before adding (10 classes)", "-", out["before_adding"]),
+    ]
     rows += [(f"A added ({key})", str(r["images_per_class"]), r)
              for key, r in out["added"].items()]  # fmt: skip
     for name, count, result in rows:

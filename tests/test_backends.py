@@ -79,16 +79,17 @@ def test_crops_are_the_same_from_the_layer_and_in_tf_data():
     )
     np.testing.assert_allclose(
         # float32 einsums of two libraries: equal to float32 round-off.
-        eager, next(iter(dataset)).numpy(), rtol=1e-5, atol=1e-3
+        eager,
+        next(iter(dataset)).numpy(),
+        rtol=1e-5,
+        atol=1e-3,
     )
 
 
 def test_pairwise_iou_matches_keras_compute_iou():
     a, b = _boxes()[0], _boxes()[1]
     expected = keras.ops.convert_to_numpy(
-        keras.utils.bounding_boxes.compute_iou(
-            a, b, bounding_box_format="yxyx"
-        )
+        keras.utils.bounding_boxes.compute_iou(a, b, bounding_box_format="yxyx")
     )
     ours = regions_lib.pairwise_iou(tf.constant(a), tf.constant(b)).numpy()
     np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-7)

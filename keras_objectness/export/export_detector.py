@@ -132,9 +132,7 @@ def export_detector(
                 f"proposals. Received: proposer={_name(proposer)!r} with "
                 f"detector={detector.name!r}"
             )
-        proposer = _as_proposer(
-            proposer, max_proposals, proposal_iou_threshold
-        )
+        proposer = _as_proposer(proposer, max_proposals, proposal_iou_threshold)
     has_classes = "classes" in detector.output
     names = _check_class_names(class_names, detector, has_classes)
     serve = _serving_function(detector, proposer, max_proposals, names)
@@ -143,9 +141,7 @@ def export_detector(
 
 def _as_detector(model, argument):
     """The model as a dict-output detector (objectness models decoded)."""
-    if not isinstance(model, keras.Model) or not getattr(
-        model, "inputs", None
-    ):
+    if not isinstance(model, keras.Model) or not getattr(model, "inputs", None):
         raise ValueError(
             f"`{argument}` must be a functional `keras.Model` detector "
             "(`objectness_inference_model`, `objectness_detector` or "
@@ -261,9 +257,7 @@ def _serving_function(detector, proposer, max_proposals, class_names):
         images = tf.cast(images, image_dtype)
         if proposer is not None:
             proposer_images = resize(images, proposer.inputs[0].shape[1:3])
-            proposer_images = tf.cast(
-                proposer_images, proposer.inputs[0].dtype
-            )
+            proposer_images = tf.cast(proposer_images, proposer.inputs[0].dtype)
             boxes = proposer(proposer_images, training=False)["boxes"]
             proposals = _fit_proposals(tf.cast(boxes, "float32"), max_proposals)
         if proposals is None:

@@ -94,8 +94,10 @@ def shared_feature_detector(
     # === Config ===
     head = find_background_head(detection_network)
     crop_shape = tuple(detection_network.inputs[0].shape[1:])
-    if len(crop_shape) != 3 or crop_shape[0] is None or (
-        crop_shape[0] != crop_shape[1]
+    if (
+        len(crop_shape) != 3
+        or crop_shape[0] is None
+        or (crop_shape[0] != crop_shape[1])
     ):
         raise ValueError(
             "`detection_network` must take square crops of a known size. "
@@ -263,8 +265,7 @@ def _trunk(network, graph, tensor):
         calls = [
             n
             for n in graph._inbound_nodes
-            if n.input_tensors
-            and n.input_tensors[0] is network.inputs[0]
+            if n.input_tensors and n.input_tensors[0] is network.inputs[0]
         ]
         if not calls:
             raise ValueError(

@@ -53,8 +53,7 @@ METHODS = {
 }
 JOINT_METHODS = ("joint", "joint_background")
 DETECTORS = {
-    "per_crop": "R-CNN: every region cropped and run through the whole "
-    "network",
+    "per_crop": "R-CNN: every region cropped and run through the whole network",
     "shared": "Fast R-CNN: the trunk once per image, regions pooled from "
     "its feature map (`shared_feature_detector`)",
 }

@@ -194,9 +194,7 @@ def make_proposals(
     chunks = []
     for start in range(0, len(images), 25):
         chunk = images[start : start + 25]
-        chunks.append(
-            data.selective_search_proposals(chunk, count, seed=seed)
-        )
+        chunks.append(data.selective_search_proposals(chunk, count, seed=seed))
         if bar:
             bar.add(len(chunk))
     return np.concatenate(chunks)

@@ -52,7 +52,11 @@ def test_registered_under_its_name():
     assert "silhouette_scenes" in tfds.list_builders()
     builder_cls = tfds.builder_cls("silhouette_scenes")
     assert builder_cls is silhouette_scenes.SilhouetteScenes
-    assert [c.name for c in builder_cls.BUILDER_CONFIGS] == ["default", "workflow", "tiny"]
+    assert [c.name for c in builder_cls.BUILDER_CONFIGS] == [
+        "default",
+        "workflow",
+        "tiny",
+    ]
 
 
 def test_info_and_counts(tiny):

@@ -190,9 +190,11 @@ def test_signatures_and_objectness_detector(tmp_path):
         region_detector(network, image_shape=(16, 16, 3), max_proposals=5),
         tmp_path / "given",
     )
-    _, specs = tf.saved_model.load(
-        str(tmp_path / "given")
-    ).signatures["serve"].structured_input_signature
+    _, specs = (
+        tf.saved_model.load(str(tmp_path / "given"))
+        .signatures["serve"]
+        .structured_input_signature
+    )
     assert sorted(specs) == ["images", "proposals"]
     assert specs["proposals"].shape.as_list() == [None, 5, 4]
 
