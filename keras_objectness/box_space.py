@@ -111,8 +111,8 @@ class BoxSpace:
             coordinates ordered `(y, x, scale, aspect_ratio)`, and int32
             `(...)` flat indices of the nearest bins.
         """
-        boxes = ops.convert_to_tensor(boxes)
         box_utils.check_real_dtype(boxes, "boxes")
+        boxes = ops.convert_to_tensor(boxes)
         boxes = self._to_rel_yxyx(boxes, bounding_box_format, image_shape)
         bad = ops.logical_or(
             ops.logical_not(ops.all(ops.isfinite(boxes), axis=-1)),

@@ -29,8 +29,18 @@ _EDGE_TOLERANCE = 1e-4
 
 
 def check_real_dtype(x, name="boxes"):
-    """Raises a `TypeError` unless `x`'s dtype is a real number type."""
-    dtype = keras.backend.standardize_dtype(x.dtype)
+    """Raises a `TypeError` unless `x`'s dtype is a real number type.
+
+    Runs on the raw input (array, tensor or nested list), before any
+    conversion: JAX refuses to convert strings with an error of its own.
+    """
+    dtype = getattr(x, "dtype", None)
+    if dtype is None:
+        dtype = np.asarray(x).dtype
+    try:
+        dtype = keras.backend.standardize_dtype(dtype)
+    except ValueError:  # Strings, objects: not a Keras dtype at all.
+        dtype = str(getattr(dtype, "name", dtype))
     if not ("float" in dtype or "int" in dtype):
         raise TypeError(
             f"`{name}` must hold real numbers (a float or int array). "
@@ -160,9 +170,9 @@ def prepare_boxes(boxes, classes, bounding_box_format, image_shape, name):
     Converts to relative `yxyx`, finds padding, then validates (eager) or
     sanitises (graph) according to the module's rule.
     """
+    check_real_dtype(boxes, name)
     check_boxes_shape(boxes, name)
     boxes = ops.convert_to_tensor(boxes)
-    check_real_dtype(boxes, name)
     valid = padding_mask(boxes, classes)
     boxes = to_rel_yxyx(boxes, bounding_box_format, image_shape)
     if is_eager(boxes):

@@ -18,6 +18,7 @@ from keras_objectness import layers
 from keras_objectness.data import pipelines
 from keras_objectness.models import detection_network
 from keras_objectness.training import resumable_fit
+from tests.gradients import compiled
 
 SPACE = BoxSpace(
     grid_shape=(4, 4), scales=(0.25, 0.5, 0.9), aspect_ratios=(0.5, 1.0, 2.0)
@@ -65,8 +66,8 @@ def _regions(dataset, **kwargs):
 
 
 def _graph(function, *args):
-    """Runs `function` in a `tf.function` (the graph path)."""
-    return tf.function(function)(*[tf.constant(a) for a in args])
+    """Runs `function` compiled (`tf.function` or `jax.jit`); numpy out."""
+    return compiled(function)(*args)
 
 
 def _softmax_on_other_width():
@@ -344,15 +345,31 @@ ERRORS = [
 ]
 
 
-@pytest.mark.parametrize(
-    "call, error, text",
-    [row[1:] for row in ERRORS],
-    ids=[row[0] for row in ERRORS],
-)
+def _case(row):
+    # resumable_fit trains under tf.distribute: under other backends its
+    # first error names the backend (the test below).
+    marks = (
+        pytest.mark.tensorflow_only if row[0].startswith("resumable") else ()
+    )
+    return pytest.param(*row[1:], id=row[0], marks=marks)
+
+
+@pytest.mark.parametrize("call, error, text", [_case(row) for row in ERRORS])
 def test_bad_input_raises_a_clear_error(call, error, text):
     with pytest.raises(error) as info:
         call()
     assert text in str(info.value)
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() == "tensorflow", reason="other backends only"
+)
+def test_resumable_fit_names_the_backend_it_needs():
+    with pytest.raises(ValueError) as info:
+        _fit(_classifier_model(), np.zeros((8, 4), "float32"))
+    message = str(info.value)
+    assert "needs the TensorFlow backend" in message
+    assert f"backend()={keras.backend.backend()!r}" in message
 
 
 def _zero_area_box_is_dropped():
@@ -368,14 +385,14 @@ def _encode_in_graph_marks_bad_boxes():
     coordinates, bins = _graph(lambda b: SPACE.encode(b), boxes)
     _, expected = SPACE.encode(boxes[:1])
     return (
-        bins.numpy().tolist() == [int(expected[0]), -1, -1]
-        and np.all(np.isnan(coordinates.numpy()[1:]))
-        and np.all(np.isfinite(coordinates.numpy()[0]))
+        bins.tolist() == [int(expected[0]), -1, -1]
+        and np.all(np.isnan(coordinates[1:]))
+        and np.all(np.isfinite(coordinates[0]))
     )
 
 
 def _decode_in_graph_gives_nan_boxes():
-    boxes = _graph(lambda b: SPACE.decode(b), np.array([0, 999, -1])).numpy()
+    boxes = _graph(lambda b: SPACE.decode(b), np.array([0, 999, -1]))
     return np.all(np.isfinite(boxes[0])) and np.all(np.isnan(boxes[1:]))
 
 
@@ -384,7 +401,7 @@ def _softmax_passes_nan_in_graph():
     head(np.zeros((1, 8), "float32"))
     row = np.zeros((2, 8), "float32")
     row[1, 0] = np.nan
-    out = _graph(head, row).numpy()
+    out = _graph(head, row)
     return np.all(np.isnan(out[1])) and np.isclose(out[0].sum(), 1.0)
 
 
@@ -397,7 +414,7 @@ def _decoder_ignores_nan_bins_in_graph():
     expected = SPACE.decode(np.array([7]), clip=True)
     return (
         int(detections["num_detections"][0]) == 3
-        and np.all(np.isfinite(detections["confidence"].numpy()))
+        and np.all(np.isfinite(detections["confidence"]))
         and np.allclose(detections["boxes"][0, 0], expected[0])
     )
 
@@ -407,7 +424,7 @@ def _crops_of_bad_regions_are_zero_in_graph():
         [[[0.0, 0.0, 1.0, 1.0], [np.nan, 0, 1, 1], [1.0, 1.0, 0.0, 0.0]]],
         "float32",
     )
-    crops = _graph(layers.RegionCrops(4), IMAGES, regions).numpy()
+    crops = _graph(layers.RegionCrops(4), IMAGES, regions)
     return np.allclose(crops[0, 0], 1.0) and np.all(crops[0, 1:] == 0.0)
 
 
@@ -416,9 +433,9 @@ def _detections_drop_nan_scores_in_graph():
     scores = np.array([[[np.nan, 2.0], [1.0, 1.0]]], "float32")
     detections = _graph(layers.RegionDetections(), boxes, scores)
     count = int(detections["num_detections"][0])
-    classes = detections["classes"][0, :count].numpy()
-    found = detections["boxes"][0, :count].numpy()
-    confidence = detections["confidence"][0, :count].numpy()
+    classes = detections["classes"][0, :count]
+    found = detections["boxes"][0, :count]
+    confidence = detections["confidence"][0, :count]
     # Three finite scores survive; (region 0, class 0), NaN, never does.
     return (
         count == 3
