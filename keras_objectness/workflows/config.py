@@ -3,6 +3,8 @@
 import dataclasses
 import numbers
 
+from keras_objectness import _checks
+
 PROPOSAL_SOURCES = ("selective_search", "objectness", "sliding")
 CLASSIFIER_PRESETS = ("alexnet_small",)
 
@@ -109,7 +111,7 @@ class WorkflowConfig:
             "regions_per_image",
             "save_freq",
         ):
-            _check_int(name, getattr(self, name), minimum=1)
+            _checks.check_int(name, getattr(self, name), minimum=1)
         for name in (
             "classifier_epochs",
             "proposer_epochs",
@@ -118,9 +120,10 @@ class WorkflowConfig:
             "seed",
             "frozen_layers",
         ):
-            _check_int(name, getattr(self, name), minimum=0)
-        if self.max_test_images is not None:
-            _check_int("max_test_images", self.max_test_images, minimum=1)
+            _checks.check_int(name, getattr(self, name), minimum=0)
+        _checks.check_int(
+            "max_test_images", self.max_test_images, allow_none=True
+        )
         for name in (
             "classifier_min_crop",
             "dropout_rate",
@@ -175,7 +178,7 @@ class WorkflowConfig:
         if isinstance(self.knn, str) and self.knn.isdigit():
             self.knn = int(self.knn)
         if self.knn != "all":
-            _check_int("knn", self.knn, minimum=1)
+            _checks.check_int("knn", self.knn, minimum=1)
         if self.verbose not in (0, 1, 2):
             raise ValueError(
                 "`verbose` must be 0, 1 or 2. "
@@ -192,15 +195,3 @@ class WorkflowConfig:
 
     def to_dict(self):
         return dataclasses.asdict(self)
-
-
-def _check_int(name, value, minimum):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Integral)
-        or value < minimum
-    ):
-        raise ValueError(
-            f"`{name}` must be an integer >= {minimum}. "
-            f"Received: {name}={value!r}"
-        )

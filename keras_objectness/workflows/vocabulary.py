@@ -46,6 +46,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from keras_objectness import _checks
 from keras_objectness.adaptation import adapted_weights
 from keras_objectness.adaptation import find_background_head
 from keras_objectness.adaptation import validate_knn
@@ -165,7 +166,7 @@ def add_classes(
     if adaptation == "knn":
         knn = validate_knn(knn, len(b_ids))
         validate_weighting(weighting, temperature)
-    _check_positive_int("batch_size", batch_size)
+    _checks.check_positive_int("batch_size", batch_size)
     if not isinstance(copy_network, (bool, np.bool_)):
         raise ValueError(
             "`copy_network` must be a bool. "
@@ -289,8 +290,8 @@ def fit_class_columns(
         `(kernel, bias, loss)`: float32 numpy arrays `(F, n)` and `(n,)`,
         and the final value of the objective (a float).
     """
-    _check_positive_int("steps", steps)
-    _check_positive_int("num_new_classes", num_new_classes)
+    _checks.check_positive_int("steps", steps)
+    _checks.check_positive_int("num_new_classes", num_new_classes)
     for name, value in (("learning_rate", learning_rate), ("l2", l2)):
         if (
             isinstance(value, (bool, np.bool_))
@@ -492,17 +493,6 @@ def _string_tuple(values, argument):
     if not all(isinstance(name, str) and name for name in names):
         raise ValueError(message)
     return names
-
-
-def _check_positive_int(name, value):
-    if (
-        isinstance(value, (bool, np.bool_))
-        or not isinstance(value, numbers.Integral)
-        or value < 1
-    ):
-        raise ValueError(
-            f"`{name}` must be a positive integer. Received: {name}={value!r}"
-        )
 
 
 def _example_arrays(examples, argument, input_shape):
