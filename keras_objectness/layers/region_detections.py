@@ -1,3 +1,5 @@
+import math
+
 import keras
 from keras import ops
 
@@ -17,6 +19,16 @@ class RegionDetections(keras.layers.Layer):
     probability of class `i` against background alone), and keras-cv's
     `NonMaxSuppression` keeps the best boxes of each class.
 
+    Only each region's `max_classes_per_region` best classes enter NMS, so
+    memory grows with regions x that number, not with the vocabulary (at
+    100,000 classes and 1,000 regions all candidates would be 10^8 boxes
+    per image). At its default, `max_detections`, the result is the same as
+    with every class: if class `c` ranks below `max_detections` others in a
+    region, each of those classes keeps a detection more confident than
+    `(region, c)` (the region's own box or the box that suppressed it), so
+    `(region, c)` and whatever it would have suppressed could never be
+    among the `max_detections` kept.
+
     Eager calls raise a `ValueError` for NaN or infinite scores or box
     coordinates of a region that is not padding; inside graphs (`predict`)
     a region with a non-finite coordinate is treated like padding and a
@@ -28,6 +40,9 @@ class RegionDetections(keras.layers.Layer):
             to `0.3`.
         confidence_threshold: float in `[0, 1)`. Detections at or below are
             dropped. Defaults to `0.0`.
+        max_classes_per_region: optional int. Best classes of each region
+            that enter NMS. Defaults to `None`: `max_detections`, which
+            gives the same detections as every class would.
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -46,12 +61,18 @@ class RegionDetections(keras.layers.Layer):
         max_detections=100,
         iou_threshold=0.3,
         confidence_threshold=0.0,
+        max_classes_per_region=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         nms.check_nms_arguments(
             max_detections, iou_threshold, confidence_threshold
         )
+        if max_classes_per_region is not None:
+            _checks.check_positive_int(
+                "max_classes_per_region", max_classes_per_region
+            )
+        self.max_classes_per_region = max_classes_per_region
         self.max_detections = max_detections
         self.iou_threshold = float(iou_threshold)
         self.confidence_threshold = float(confidence_threshold)
@@ -82,33 +103,62 @@ class RegionDetections(keras.layers.Layer):
                     f"{int(bad.sum())} regions with NaN or infinite values"
                 )
         valid = ops.logical_and(valid, finite_boxes)
-        # A non-finite score gets confidence 0: never kept.
+        # Each region's best classes; a non-finite score ranks last and gets
+        # confidence 0, padding regions get confidence 0: never kept.
+        ranked_scores, classes = ops.top_k(
+            ops.where(finite_scores, scores, float("-inf")),
+            self._classes_per_region(num_classes),
+        )
         confidence = ops.where(
-            finite_scores,
-            ops.sigmoid(ops.where(finite_scores, scores, 0.0)),
+            ops.logical_and(valid[..., None], ops.isfinite(ranked_scores)),
+            ops.sigmoid(ranked_scores),
             0.0,
         )
-        # Padding regions get confidence 0: below any threshold, never kept.
-        confidence = ops.where(valid[..., None], confidence, 0.0)
         boxes = ops.where(valid[..., None], ops.clip(boxes, 0.0, 1.0), 0.0)
         # keras-cv's NMS is class-agnostic. Per-class NMS in one call: each
-        # (region, class) candidate is moved by 2 * class along both axes,
-        # so boxes of different classes never overlap; the move also tells
-        # the class back.
-        offsets = 2.0 * ops.cast(ops.arange(num_classes), "float32")
-        candidates = boxes[:, :, None, :] + offsets[None, None, :, None]
-        candidates = ops.reshape(candidates, (-1, num_regions * num_classes, 4))
-        confidence = ops.reshape(confidence, (-1, num_regions * num_classes, 1))
+        # (region, class) candidate moves to its class's own tile of a
+        # side x side grid of 2 x 2 tiles, so boxes of different classes
+        # never overlap and the tile tells the class back. A grid rather
+        # than a row keeps the moves below 2 * sqrt(num_classes), where
+        # float32 still resolves boxes to 1e-4 at 100,000 classes.
+        side = self._grid_side(num_classes)
+        tile_y = ops.cast(classes % side, "float32")
+        tile_x = ops.cast(classes // side, "float32")
+        moves = 2.0 * ops.stack([tile_y, tile_x, tile_y, tile_x], axis=-1)
+        num_candidates = num_regions * ops.shape(classes)[2]
+        candidates = ops.reshape(
+            boxes[:, :, None, :] + moves, (-1, num_candidates, 4)
+        )
+        confidence = ops.reshape(confidence, (-1, num_candidates, 1))
         detections = self._nms(candidates, confidence)
         kept = ops.greater_equal(detections["classes"], 0)
-        classes = ops.floor(detections["boxes"][..., 0] / 2.0 + 0.25)
-        boxes = detections["boxes"] - 2.0 * classes[..., None]
+        tiles = ops.floor(detections["boxes"][..., :2] / 2.0 + 0.25)
+        classes = ops.cast(tiles[..., 1], "int32") * side + ops.cast(
+            tiles[..., 0], "int32"
+        )
+        boxes = detections["boxes"] - 2.0 * ops.concatenate(
+            [tiles, tiles], axis=-1
+        )
         return {
             "boxes": ops.where(kept[..., None], boxes, -1.0),
-            "classes": ops.where(kept, ops.cast(classes, "int32"), -1),
+            "classes": ops.where(kept, classes, -1),
             "confidence": detections["confidence"],
             "num_detections": detections["num_detections"],
         }
+
+    def _classes_per_region(self, num_classes):
+        limit = self.max_classes_per_region or self.max_detections
+        if isinstance(num_classes, int):
+            return min(limit, num_classes)
+        return limit
+
+    @staticmethod
+    def _grid_side(num_classes):
+        if isinstance(num_classes, int):
+            return max(1, math.ceil(math.sqrt(num_classes)))
+        return ops.cast(
+            ops.ceil(ops.sqrt(ops.cast(num_classes, "float32"))), "int32"
+        )
 
     def _check_shapes(self, boxes_shape, scores_shape):
         _checks.check_rank(
@@ -149,6 +199,7 @@ class RegionDetections(keras.layers.Layer):
                 "max_detections": self.max_detections,
                 "iou_threshold": self.iou_threshold,
                 "confidence_threshold": self.confidence_threshold,
+                "max_classes_per_region": self.max_classes_per_region,
             }
         )
         return config
