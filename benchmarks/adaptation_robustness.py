@@ -40,7 +40,14 @@ REGIMES = {
     "random_split": ("random_1", "standard"),
     "strong_classifier": ("default", "strong"),
 }
-METHODS = ("none", "lsda", "lsda_similarity", "joint", "joint_background")
+METHODS = (
+    "none",
+    "lsda",
+    "lsda_similarity",
+    "joint",
+    "joint_background",
+    "joint_image_regions",
+)
 
 
 def parse_args(argv=None):
@@ -62,6 +69,12 @@ def parse_args(argv=None):
     add("--train-scenes", type=int, default=4000, help="pool scanned for B")
     add("--test-images", type=int, default=300)
     add("--proposals", type=int, default=100)
+    add(
+        "--merge",
+        action="store_true",
+        help="add this run's methods and seeds to the existing JSON (the "
+        "baseline and oracle stay those already there)",
+    )
     add("--quick", action="store_true", help="tiny config, one seed")
     args = parser.parse_args(argv)
     if args.quick:
@@ -91,8 +104,7 @@ def main(argv=None):
     photos = _labelled(source.load("classification_train"), 64)
     crops = _labelled(ko.data.object_crops(pool, 64), 64)
     images_of = {"standard": photos, "strong": photos.concatenate(crops)}
-    runs = {regime: [] for regime in args.regimes}
-    accuracy = {regime: [] for regime in args.regimes}
+    runs, accuracy, seeds = _previous(args)
     for seed in args.seeds:
         classifiers = {}
         for recipe in sorted({REGIMES[r][1] for r in args.regimes}):
@@ -106,18 +118,68 @@ def main(argv=None):
             classifier, top1 = classifiers[recipe]
             train = ko.data.scenes_of_classes(pool, split.detection_classes)
             count = sum(1 for _ in train)
+            # As many scenes with objects of A, for their image labels only.
+            labelled = ko.data.scenes_with_classes(
+                pool, split.heldout_classes
+            ).take(count)
             with log.stage(f"seed {seed}: {regime} ({count} B scenes)"):
                 result = ko.workflows.robustness.compare_methods(
                     classifier, train, pool.take(count), images_of[recipe],
                     split, images, truth, proposals, methods=args.methods,
+                    image_label_scenes=labelled,
                     epochs=args.finetune_epochs, seed=seed, verbose=0,
                 )  # fmt: skip
-            runs[regime].append(result)
-            accuracy[regime].append(top1)
             log.say(_line(regime, seed, result, args.methods))
-            _write(args, runs, accuracy, log)
-    path = _write(args, runs, accuracy, log)
+            _add_run(runs, accuracy, seeds, regime, seed, result, top1, log)
+            _write(args, runs, accuracy, seeds, log)
+    path = _write(args, runs, accuracy, seeds, log)
     print(f"wrote {path}")
+
+
+def _previous(args):
+    """Runs, accuracies and seeds per regime: empty, or with `--merge` those
+    of the JSON already written."""
+    runs = {regime: [] for regime in REGIMES}
+    accuracy = {regime: [] for regime in REGIMES}
+    seeds = {regime: [] for regime in REGIMES}
+    path = os.path.join(args.output_dir, "adaptation_robustness.json")
+    args.previous_commands = []
+    if args.merge and os.path.exists(path):
+        with open(path) as file:
+            previous = json.load(file)
+        args.previous_commands = previous.get("previous_commands", []) + [
+            previous["command"]
+        ]
+        for regime, old in previous["regimes"].items():
+            runs[regime] = old["runs"]
+            accuracy[regime] = old["classifier_top1_values"]
+            seeds[regime] = old["seeds"]
+    return runs, accuracy, seeds
+
+
+def _add_run(runs, accuracy, seeds, regime, seed, result, top1, log):
+    if seed not in seeds[regime]:
+        runs[regime].append(result)
+        accuracy[regime].append(top1)
+        seeds[regime].append(seed)
+        return
+    # A seed already measured: its baseline and oracle stay, the methods
+    # of this run join them. Retraining is deterministic, so both should
+    # agree; the log says by how much they do.
+    old = runs[regime][seeds[regime].index(seed)]
+    for name in ("no_adaptation", "oracle"):
+        log.say(
+            f"  merge check {regime} seed {seed} {name}: held-out mAP "
+            f"{old[name]['map_heldout']:.2f} before, "
+            f"{result[name]['map_heldout']:.2f} now"
+        )
+    old.update(
+        {
+            k: v
+            for k, v in result.items()
+            if k not in ("no_adaptation", "oracle")
+        }
+    )
 
 
 def _labelled(dataset, size):
@@ -162,7 +224,7 @@ def _line(regime, seed, result, methods):
     return f"{regime} seed {seed}: held-out mAP {cells}"
 
 
-def _write(args, runs, accuracy, log):
+def _write(args, runs, accuracy, seeds, log):
     regimes = {}
     for regime, results in runs.items():
         if not results:
@@ -176,7 +238,7 @@ def _write(args, runs, accuracy, log):
             "classifier": REGIMES[regime][1],
             "classifier_top1": round(float(np.mean(accuracy[regime])), 4),
             "classifier_top1_values": [round(a, 4) for a in accuracy[regime]],
-            "seeds": args.seeds[: len(results)],
+            "seeds": seeds[regime],
             **summary,
             "trained_map": trained["map_trained"],
             "runs": results,
@@ -185,6 +247,7 @@ def _write(args, runs, accuracy, log):
         "command": " ".join(
             ["python -m benchmarks.adaptation_robustness", *sys.argv[1:]]
         ),
+        "previous_commands": args.previous_commands,
         "machine": ko.workflows.lsda.machine(),
         "default_method": args.default_method,
         "arguments": vars(args),
@@ -197,10 +260,16 @@ def _write(args, runs, accuracy, log):
     with open(path, "w") as file:
         json.dump(report, file, indent=2)
     ko.workflows.robustness.plot_regimes(
-        regimes, ("no_adaptation", *args.methods, "oracle"),
+        regimes, ("no_adaptation", *_measured(regimes), "oracle"),
         os.path.join(args.output_dir, "adaptation_robustness.png"),
     )  # fmt: skip
     return path
+
+
+def _measured(regimes):
+    """Methods of any regime, in `METHODS` order."""
+    found = {name for regime in regimes.values() for name in regime["ratios"]}
+    return [name for name in METHODS if name in found]
 
 
 if __name__ == "__main__":

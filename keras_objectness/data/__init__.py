@@ -18,6 +18,7 @@ from keras_objectness.data.proposals import selective_search_proposals
 from keras_objectness.data.regions import crop_regions
 from keras_objectness.data.regions import sample_regions
 from keras_objectness.data.scene_filters import scenes_of_classes
+from keras_objectness.data.scene_filters import scenes_with_classes
 from keras_objectness.data.synthetic import single_object_images
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "region_dataset",
     "sample_regions",
     "scenes_of_classes",
+    "scenes_with_classes",
     "selective_search_proposals",
     "single_object_images",
     "standardize_example",

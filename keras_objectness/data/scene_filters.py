@@ -25,6 +25,46 @@ def scenes_of_classes(dataset, classes):
     b_scenes = scenes_of_classes(raw, split.detection_classes)
     ```
     """
+    allowed = _class_ids(classes)
+
+    def only_allowed(example):
+        labels = tf.cast(example["objects"]["label"], tf.int64)
+        inside = tf.reduce_any(labels[:, None] == allowed[None, :], axis=1)
+        return tf.logical_and(tf.size(labels) > 0, tf.reduce_all(inside))
+
+    return dataset.filter(only_allowed)
+
+
+def scenes_with_classes(dataset, classes):
+    """Keeps the scenes with at least one object of `classes`.
+
+    The other side of `scenes_of_classes`: with `classes` the held-out
+    classes A, the scenes that fine-tuning on B leaves out, whose image
+    labels (not boxes) `method="joint_image_regions"` trains on.
+
+    Args:
+        dataset: `tf.data.Dataset` of TFDS detection examples.
+        classes: non-empty collection of class ids.
+
+    Returns:
+        The filtered `tf.data.Dataset`.
+
+    Example:
+
+    ```python
+    a_scenes = scenes_with_classes(raw, split.heldout_classes)
+    ```
+    """
+    wanted = _class_ids(classes)
+
+    def any_wanted(example):
+        labels = tf.cast(example["objects"]["label"], tf.int64)
+        return tf.reduce_any(labels[:, None] == wanted[None, :])
+
+    return dataset.filter(any_wanted)
+
+
+def _class_ids(classes):
     try:
         ids = sorted({int(i) for i in classes})
     except (TypeError, ValueError):
@@ -36,11 +76,4 @@ def scenes_of_classes(dataset, classes):
         raise ValueError(
             f"`classes` must not be empty. Received: classes={classes!r}"
         )
-    allowed = tf.constant(ids, tf.int64)
-
-    def only_allowed(example):
-        labels = tf.cast(example["objects"]["label"], tf.int64)
-        inside = tf.reduce_any(labels[:, None] == allowed[None, :], axis=1)
-        return tf.logical_and(tf.size(labels) > 0, tf.reduce_all(inside))
-
-    return dataset.filter(only_allowed)
+    return tf.constant(ids, tf.int64)

@@ -26,6 +26,13 @@ held-out classes A, which have no boxes:
   cross entropy over all K + 1 outputs: an image of class `a` also teaches
   that it is no background, the one thing the held-out classes cannot
   learn from region crops.
+- `"joint_image_regions"`: `"joint"` plus scenes that carry only image
+  labels (`image_label_scenes`): in each, the classifier picks the window
+  it scores highest for each label (YOLO9000's rule, with the classifier
+  as the judge: `keras_objectness.workflows.image_label_boxes`), and
+  regions on those boxes train their class against the background, every
+  class a detection class. A's columns then learn from regions of real
+  scenes, not only from image-level examples.
 """
 
 import keras
@@ -38,6 +45,7 @@ from keras_objectness import models
 from keras_objectness import training
 from keras_objectness.adaptation import find_background_head
 from keras_objectness.class_split import ClassSplit
+from keras_objectness.workflows import image_label_regions
 from keras_objectness.workflows import progress
 
 METHODS = {
@@ -50,8 +58,10 @@ METHODS = {
     "together (classification over the K classes)",
     "joint_background": "as joint, image-labelled examples also trained "
     "against the background",
+    "joint_image_regions": "as joint, plus regions of image-labelled scenes "
+    "at the classifier's best box for each label, trained as detections",
 }
-JOINT_METHODS = ("joint", "joint_background")
+JOINT_METHODS = ("joint", "joint_background", "joint_image_regions")
 DETECTORS = {
     "per_crop": "R-CNN: every region cropped and run through the whole network",
     "shared": "Fast R-CNN: the trunk once per image, regions pooled from "
@@ -286,6 +296,8 @@ def finetune_detector(
     strategy=None,
     detector="per_crop",
     image_size=128,
+    image_label_scenes=None,
+    image_region_fraction=0.25,
 ):
     """Fine-tunes a copy of `classifier` into an all-class detector.
 
@@ -319,6 +331,13 @@ def finetune_detector(
             `"per_crop"`.
         image_size: int. Side of the training scenes for `"shared"`.
             Defaults to `128`.
+        image_label_scenes: TFDS-style detection scenes of which only the
+            labels are used (their boxes never are), for
+            `"joint_image_regions"`; typically the scenes with objects of
+            A, boxes withheld.
+        image_region_fraction: float in `(0, 1)`. Share of the region
+            examples that come from `image_label_scenes`. Defaults to
+            `0.25`.
 
     Returns:
         The fine-tuned (and adapted) detection network.
@@ -345,6 +364,18 @@ def finetune_detector(
             "batches and needs `detector='per_crop'`. Received: "
             "detector='shared'"
         )
+    image_regions = method == "joint_image_regions" and not oracle
+    if image_regions:
+        if image_label_scenes is None:
+            raise ValueError(
+                "`method='joint_image_regions'` trains on scenes with image "
+                "labels: pass `image_label_scenes`."
+            )
+        if not 0 < image_region_fraction < 1:
+            raise ValueError(
+                "`image_region_fraction` must be in (0, 1). Received: "
+                f"image_region_fraction={image_region_fraction!r}"
+            )
     loss = None
     if joint:
         if classification_examples is None:
@@ -354,7 +385,8 @@ def finetune_detector(
             )
         loss = losses.JointDetectionLoss(
             num_classes,
-            detection_classes,
+            # Regions of every class are trained once A has boxes of its own.
+            tuple(range(num_classes)) if image_regions else detection_classes,
             classification_weight=classification_weight,
             classification_against_background=method == "joint_background",
         )
@@ -397,6 +429,20 @@ def finetune_detector(
             flip=flip,
             seed=seed,
         )
+    if image_regions:
+        batches = _with_image_label_regions(
+            batches,
+            classifier,
+            image_label_scenes,
+            num_classes,
+            crop_size,
+            batch_size,
+            regions_per_image,
+            image_region_fraction,
+            flip,
+            seed,
+            verbose,
+        )
     if detector != "shared" and joint:
         images = data.classification_dataset(
             classification_examples,
@@ -413,7 +459,7 @@ def finetune_detector(
             num_classes,
             batch_size,
             classification_fraction=classification_fraction,
-            detection_classes=detection_classes,
+            detection_classes=None if image_regions else detection_classes,
             seed=seed,
         )
     head = find_background_head(network)
@@ -450,3 +496,52 @@ def finetune_detector(
         verbose=progress.keras_verbosity(verbose),
     )
     return network
+
+
+def _with_image_label_regions(
+    batches,
+    classifier,
+    scenes,
+    num_classes,
+    crop_size,
+    batch_size,
+    regions_per_image,
+    fraction,
+    flip,
+    seed,
+    verbose,
+):
+    """`batches` of B's regions, a `fraction` of them replaced by regions
+    on the classifier's boxes for the labels of `scenes`."""
+    boxes, labels, _ = image_label_regions.image_label_boxes(
+        classifier, scenes, num_classes, verbose=verbose
+    )
+    # Positives only: a scene's other regions may hold objects that no
+    # image label was placed on, so they are not trusted as background.
+    labelled = data.region_dataset(
+        image_label_regions.image_label_scenes(scenes, boxes, labels),
+        crop_size=crop_size,
+        batch_size=batch_size,
+        num_classes=num_classes,
+        regions_per_image=regions_per_image,
+        positive_fraction=1.0,
+        shuffle_buffer=4096,
+        augment=flip,
+        seed=seed + 1,
+        check_annotations=False,
+    ).unbatch()
+    labelled = labelled.filter(lambda crop, label: label < num_classes)
+    # A fixed share per batch, after `joint_dataset`'s "fixed" mixing: the
+    # regions of B define the epoch, the found boxes repeat.
+    labelled_count = min(batch_size - 1, max(1, round(fraction * batch_size)))
+    mixed = tf.data.Dataset.zip(
+        batches.unbatch().batch(batch_size - labelled_count),
+        labelled.repeat().batch(labelled_count),
+    ).map(
+        lambda first, second: (
+            tf.concat([first[0], second[0]], axis=0),
+            tf.concat([first[1], second[1]], axis=0),
+        ),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    return mixed.prefetch(tf.data.AUTOTUNE)

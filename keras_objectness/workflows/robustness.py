@@ -35,6 +35,7 @@ def compare_methods(
     methods=("lsda", "joint_background"),
     knn=5,
     log=None,
+    image_label_scenes=None,
     **finetune_kwargs,
 ):
     """Held-out and trained mAP of the baseline, the oracle and `methods`.
@@ -57,6 +58,9 @@ def compare_methods(
         methods: names from `keras_objectness.workflows.METHODS`.
         knn: neighbours of the `"lsda"` methods.
         log: optional `StageLog`.
+        image_label_scenes: scenes whose labels (never boxes) the
+            `"joint_image_regions"` method uses, e.g. those with objects of
+            A. Defaults to `None`.
         **finetune_kwargs: passed to `finetune_detector` (epochs,
             learning_rate, batch_size, seed, ...).
 
@@ -119,6 +123,7 @@ def compare_methods(
                 method=method,
                 knn=knn,
                 classification_examples=classification_examples,
+                image_label_scenes=image_label_scenes,
                 **finetune_kwargs,
             )
             results[method] = evaluate(network)
@@ -144,6 +149,9 @@ def gap_closed(method, baseline, oracle):
 def summarize_runs(runs, key="map_heldout"):
     """Means, spreads and ratios over seeds, in the benchmark's JSON shape.
 
+    A detector missing from some runs (a method measured on fewer seeds)
+    counts as NaN there: its means and ratios are over the seeds it has.
+
     Args:
         runs: list (one per seed) of `compare_methods` results.
         key: the mAP compared. Defaults to `"map_heldout"` (A).
@@ -154,16 +162,18 @@ def summarize_runs(runs, key="map_heldout"):
         each with `"mean"`, `"min"` and the per-seed `"values"`), plus
         `"never_below_baseline"` per method.
     """
-    names = list(runs[0])
+    names = list(dict.fromkeys(name for run in runs for name in run))
     values = {
-        name: np.array([_value(run[name][key]) for run in runs])
+        name: np.array(
+            [_value(run[name][key]) if name in run else np.nan for run in runs]
+        )
         for name in names
     }
     summary = {
         "heldout_map" if key == "map_heldout" else key: {
             name: {
-                "mean": _round(np.mean(v)),
-                "std": _round(np.std(v)),
+                "mean": _round(_nan_reduce(np.mean, v)),
+                "std": _round(_nan_reduce(np.std, v)),
                 "values": [_round(x) for x in v],
             }
             for name, v in values.items()
@@ -194,7 +204,10 @@ def summarize_runs(runs, key="map_heldout"):
             }
             for ratio, v in ratios.items()
         }
-        summary["never_below_baseline"][name] = bool(np.all(method >= baseline))
+        measured = np.isfinite(method)
+        summary["never_below_baseline"][name] = bool(
+            np.all(method[measured] >= baseline[measured])
+        )
     return summary
 
 

@@ -1,0 +1,217 @@
+"""Image-label region training: the classifier's boxes for image labels."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_objectness import ClassSplit
+from keras_objectness import data
+from keras_objectness import workflows
+from keras_objectness.adaptation import find_background_head
+from keras_objectness.workflows import finetuning
+from tests.lsda_helpers import DETECTION_CLASSES
+from tests.lsda_helpers import HELDOUT_CLASSES
+from tests.lsda_helpers import NUM_CLASSES
+from tests.lsda_helpers import tiny_classifier
+
+pytestmark = pytest.mark.tensorflow_only  # tf.data scenes and training
+
+RED_BOX = (0.0, 0.0, 0.5, 0.5)
+GREEN_BOX = (0.5, 0.5, 1.0, 1.0)
+WINDOWS = np.array(
+    [(0.0, 0.0, 1.0, 1.0), RED_BOX, GREEN_BOX, (0.0, 0.5, 0.5, 1.0)],
+    "float32",
+)
+
+
+def _colour_classifier():
+    """Softmax over (red, green, blue) of a crop's mean colour."""
+    crops = keras.Input((8, 8, 3))
+    x = keras.layers.GlobalAveragePooling2D()(crops)
+    logits = keras.layers.Dense(3, use_bias=False, name="colour")(x)
+    model = keras.Model(crops, keras.layers.Softmax()(logits))
+    model.get_layer("colour").set_weights([0.2 * np.eye(3, dtype="float32")])
+    return model
+
+
+def _two_colour_scenes(labels):
+    image = np.zeros((2, 32, 32, 3), "uint8")
+    image[:, :16, :16, 0] = 255  # red top left
+    image[:, 16:, 16:, 1] = 255  # green bottom right
+    # Deliberately wrong boxes: only the labels may be read.
+    wrong = np.tile(np.array([[0.4, 0.4, 0.6, 0.6]], "float32"), (2, 2, 1))
+    return tf.data.Dataset.from_tensor_slices(
+        {
+            "image": image,
+            "objects": {"bbox": wrong, "label": np.array(labels, "int64")},
+        }
+    )
+
+
+def test_each_label_gets_the_window_the_classifier_scores_highest():
+    scenes = _two_colour_scenes([[0, 1], [1, 1]])
+    boxes, labels, scores = workflows.image_label_boxes(
+        _colour_classifier(), scenes, 3, windows=WINDOWS, context_padding=0.0
+    )
+    assert boxes.shape == (2, 16, 4) and labels.shape == (2, 16)
+    assert labels[0, :2].tolist() == [0, 1]
+    np.testing.assert_allclose(boxes[0, :2], [RED_BOX, GREEN_BOX])
+    # A repeated label is placed once; the rest is padding.
+    assert labels[1].tolist() == [1] + [-1] * 15
+    np.testing.assert_allclose(boxes[1, 0], GREEN_BOX)
+    assert np.all(boxes[1, 1:] == -1.0)
+    assert scores[0, 0] > 0.9 and scores[1, 1] == -1.0
+
+
+def test_image_label_scenes_carry_the_found_boxes():
+    scenes = _two_colour_scenes([[0, 1], [1, 1]])
+    boxes, labels, _ = workflows.image_label_boxes(
+        _colour_classifier(), scenes, 3, windows=WINDOWS, context_padding=0.0
+    )
+    found = list(workflows.image_label_scenes(scenes, boxes, labels))
+    assert found[0]["objects"]["label"].numpy().tolist() == [0, 1]
+    np.testing.assert_allclose(found[1]["objects"]["bbox"].numpy(), [GREEN_BOX])
+    assert found[1]["image"].shape == (32, 32, 3)
+
+
+def test_bad_windows_and_empty_scenes_are_refused():
+    scenes = _two_colour_scenes([[0, 1], [1, 1]])
+    with pytest.raises(ValueError, match="`windows`"):
+        workflows.image_label_boxes(
+            _colour_classifier(), scenes, 3, windows=np.zeros((4, 3))
+        )
+    with pytest.raises(ValueError, match="`scenes`"):
+        workflows.image_label_boxes(
+            _colour_classifier(), scenes.take(0), 3, windows=WINDOWS
+        )
+
+
+def test_scenes_with_classes_keeps_scenes_with_any_of_them():
+    labels = [[0, 1], [0, 2], [1, 1], []]
+    dataset = tf.data.Dataset.from_generator(
+        lambda: (
+            {"objects": {"label": np.array(row, "int64")}} for row in labels
+        ),
+        output_signature={
+            "objects": {"label": tf.TensorSpec((None,), tf.int64)}
+        },
+    )
+    kept = [
+        list(example["objects"]["label"].numpy())
+        for example in data.scenes_with_classes(dataset, (2, 5))
+    ]
+    assert kept == [[0, 2]]
+    with pytest.raises(ValueError, match="`classes`"):
+        data.scenes_with_classes(dataset, ())
+
+
+def _scenes(labels, seed):
+    rng = np.random.default_rng(seed)
+    count = len(labels)
+    images = rng.integers(0, 256, (count, 24, 24, 3)).astype("uint8")
+    boxes = np.tile(
+        np.array([[0.1, 0.1, 0.6, 0.6], [0.4, 0.4, 0.9, 0.9]], "float32"),
+        (count, 1, 1),
+    )
+    return tf.data.Dataset.from_tensor_slices(
+        {
+            "image": images,
+            "objects": {"bbox": boxes, "label": np.array(labels, "int64")},
+        }
+    )
+
+
+def _inputs():
+    b_scenes = _scenes([list(DETECTION_CLASSES[:2])] * 6, seed=0)
+    a_scenes = _scenes([list(HELDOUT_CLASSES[:2])] * 6, seed=1)
+    images = np.random.default_rng(2).normal(size=(12, 8, 8, 3))
+    classification = tf.data.Dataset.from_tensor_slices(
+        {
+            "image": images.astype("float32"),
+            "objects": {
+                "bbox": np.tile([[[0.0, 0.0, 1.0, 1.0]]], (12, 1, 1)).astype(
+                    "float32"
+                ),
+                "label": (np.arange(12) % NUM_CLASSES)[:, None],
+            },
+        }
+    )
+    return b_scenes, a_scenes, classification
+
+
+def test_region_batches_hold_regions_of_heldout_classes():
+    b_scenes, a_scenes, _ = _inputs()
+    batches = finetuning.region_batches(
+        b_scenes, DETECTION_CLASSES, NUM_CLASSES, crop_size=8, batch_size=8
+    )
+    mixed = finetuning._with_image_label_regions(
+        batches,
+        tiny_classifier(),
+        a_scenes,
+        NUM_CLASSES,
+        crop_size=8,
+        batch_size=8,
+        regions_per_image=4,
+        fraction=0.5,
+        flip=False,
+        seed=0,
+        verbose=False,
+    )
+    labels = np.concatenate([y.numpy() for _, y in mixed])
+    heldout = np.isin(labels, HELDOUT_CLASSES)
+    # Regions on the found boxes of A, and only positives of them: every
+    # background row still comes from the scenes of B.
+    assert heldout.any()
+    assert np.isin(labels[~heldout], DETECTION_CLASSES + (NUM_CLASSES,)).all()
+    assert np.isin(labels[heldout], HELDOUT_CLASSES[:2]).all()
+
+
+def test_finetune_trains_heldout_columns_against_background():
+    b_scenes, a_scenes, classification = _inputs()
+    classifier = tiny_classifier()
+    before = [w.copy() for w in classifier.get_weights()]
+    split = ClassSplit(NUM_CLASSES, DETECTION_CLASSES)
+    network = workflows.finetune_detector(
+        classifier,
+        b_scenes,
+        split,
+        method="joint_image_regions",
+        epochs=1,
+        learning_rate=1e-2,
+        batch_size=8,
+        regions_per_image=4,
+        classification_examples=classification,
+        image_label_scenes=a_scenes,
+        verbose=0,
+    )
+    head = find_background_head(network)
+    kernel = keras.ops.convert_to_numpy(head.kernel)
+    snapshot = keras.ops.convert_to_numpy(head.classification_kernel)
+    moved = np.abs(kernel[:, :NUM_CLASSES] - snapshot).max(axis=0)
+    assert (moved[list(HELDOUT_CLASSES)] > 1e-6).all()
+    for old, new in zip(before, classifier.get_weights()):
+        np.testing.assert_array_equal(old, new)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({}, "image_label_scenes"),
+        (
+            {"image_label_scenes": "scenes", "image_region_fraction": 1.0},
+            "image_region_fraction",
+        ),
+    ],
+)
+def test_finetune_refuses_missing_or_bad_image_label_arguments(kwargs, match):
+    b_scenes, _, classification = _inputs()
+    with pytest.raises(ValueError, match=match):
+        workflows.finetune_detector(
+            tiny_classifier(),
+            b_scenes,
+            ClassSplit(NUM_CLASSES, DETECTION_CLASSES),
+            method="joint_image_regions",
+            classification_examples=classification,
+            **kwargs,
+        )
