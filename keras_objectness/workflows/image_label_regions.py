@@ -61,14 +61,21 @@ def image_label_boxes(
     windows = windows[~np.all(windows == -1.0, axis=-1)]
     crop_size = int(classifier.inputs[0].shape[1])
     boxes, labels, scores = [], [], []
-    bar = progress.progress_bar(None, verbose)
+    # The bar needs a count: shown when the dataset knows its length.
+    bar = progress.progress_bar(max(int(scenes.cardinality()), 0), verbose)
     chunk = []
 
     def flush():
-        images = tf.stack([image for image, _ in chunk])
-        regions = tf.tile(windows[None], (len(chunk), 1, 1))
-        crops = data.crop_regions(images, regions, crop_size, context_padding)
-        crops = tf.reshape(crops, (-1, crop_size, crop_size, 3))
+        # One image at a time: scenes may differ in size.
+        crops = tf.concat(
+            [
+                data.crop_regions(
+                    image[None], windows[None], crop_size, context_padding
+                )[0]
+                for image, _ in chunk
+            ],
+            axis=0,
+        )
         probabilities = classifier.predict(crops, batch_size=256, verbose=0)
         probabilities = probabilities.reshape(len(chunk), len(windows), -1)
         for (_, scene_labels), scene in zip(chunk, probabilities):

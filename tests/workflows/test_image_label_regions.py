@@ -64,6 +64,28 @@ def test_each_label_gets_the_window_the_classifier_scores_highest():
     assert scores[0, 0] > 0.9 and scores[1, 1] == -1.0
 
 
+def test_scenes_of_different_sizes_are_scored_each_at_its_own_size():
+    small = _two_colour_scenes([[0, 1], [0, 1]]).take(1)
+    large = tf.data.Dataset.from_tensor_slices(
+        {
+            "image": np.zeros((1, 48, 40, 3), "uint8"),
+            "objects": {
+                "bbox": np.zeros((1, 1, 4), "float32"),
+                "label": np.array([[2]], "int64"),
+            },
+        }
+    )
+    boxes, labels, _ = workflows.image_label_boxes(
+        _colour_classifier(),
+        small.concatenate(large),
+        3,
+        windows=WINDOWS,
+        context_padding=0.0,
+    )
+    assert labels[:, :2].tolist() == [[0, 1], [2, -1]]
+    np.testing.assert_allclose(boxes[0, :2], [RED_BOX, GREEN_BOX])
+
+
 def test_image_label_scenes_carry_the_found_boxes():
     scenes = _two_colour_scenes([[0, 1], [1, 1]])
     boxes, labels, _ = workflows.image_label_boxes(
