@@ -6,7 +6,6 @@ import pytest
 import tensorflow as tf
 
 from keras_objectness import ClassSplit
-from keras_objectness import data
 from keras_objectness import workflows
 from keras_objectness.adaptation import find_background_head
 from keras_objectness.workflows import finetuning
@@ -107,25 +106,6 @@ def test_bad_windows_and_empty_scenes_are_refused():
         workflows.image_label_boxes(
             _colour_classifier(), scenes.take(0), 3, windows=WINDOWS
         )
-
-
-def test_scenes_with_classes_keeps_scenes_with_any_of_them():
-    labels = [[0, 1], [0, 2], [1, 1], []]
-    dataset = tf.data.Dataset.from_generator(
-        lambda: (
-            {"objects": {"label": np.array(row, "int64")}} for row in labels
-        ),
-        output_signature={
-            "objects": {"label": tf.TensorSpec((None,), tf.int64)}
-        },
-    )
-    kept = [
-        list(example["objects"]["label"].numpy())
-        for example in data.scenes_with_classes(dataset, (2, 5))
-    ]
-    assert kept == [[0, 2]]
-    with pytest.raises(ValueError, match="`classes`"):
-        data.scenes_with_classes(dataset, ())
 
 
 def _scenes(labels, seed):

@@ -282,9 +282,9 @@ def test_gallery_labels_never_overlap():
 # === scenes_of_classes ===
 
 
-def test_scenes_of_classes_keeps_scenes_with_only_those_classes():
-    labels = [[0, 1], [0, 2], [1, 1], []]
-    dataset = tf.data.Dataset.from_generator(
+def _labelled_only(labels):
+    """Scenes that hold nothing but object labels."""
+    return tf.data.Dataset.from_generator(
         lambda: (
             {"objects": {"label": np.array(row, "int64")}} for row in labels
         ),
@@ -292,6 +292,10 @@ def test_scenes_of_classes_keeps_scenes_with_only_those_classes():
             "objects": {"label": tf.TensorSpec((None,), tf.int64)}
         },
     )
+
+
+def test_scenes_of_classes_keeps_scenes_with_only_those_classes():
+    dataset = _labelled_only([[0, 1], [0, 2], [1, 1], []])
     kept = [
         list(example["objects"]["label"].numpy())
         for example in data.scenes_of_classes(dataset, (0, 1))
@@ -301,6 +305,17 @@ def test_scenes_of_classes_keeps_scenes_with_only_those_classes():
         data.scenes_of_classes(dataset, ())
     with pytest.raises(ValueError, match="`classes`"):
         data.scenes_of_classes(dataset, ("a",))
+
+
+def test_scenes_with_classes_keeps_scenes_with_any_of_them():
+    dataset = _labelled_only([[0, 1], [0, 2], [1, 1], []])
+    kept = [
+        list(example["objects"]["label"].numpy())
+        for example in data.scenes_with_classes(dataset, (2, 5))
+    ]
+    assert kept == [[0, 2]]
+    with pytest.raises(ValueError, match="`classes`"):
+        data.scenes_with_classes(dataset, ())
 
 
 # === Frozen layers in fine-tuning ===
