@@ -223,6 +223,23 @@ def machine():
     }
 
 
+def run_in_child(module, case, timeout):
+    """`python -m module --case case` in a fresh process: the JSON of its
+    last output line, or `{"error": ...}`."""
+    try:
+        child = subprocess.run(
+            [sys.executable, "-m", module, "--case", case],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout} s"}
+    if child.returncode:
+        return {"error": child.stderr[-2000:]}
+    return json.loads(child.stdout.strip().splitlines()[-1])
+
+
 def cases(args):
     for function in args.functions.split(","):
         for size in args.sizes.split(","):
@@ -273,20 +290,7 @@ def main(argv=None):
         )
         print(f"running {label} ...", flush=True)
         load = os.getloadavg()
-        try:
-            child = subprocess.run(
-                [sys.executable, "-m", "benchmarks.adapt_scale"]
-                + ["--case", key],
-                capture_output=True,
-                text=True,
-                timeout=args.timeout,
-            )
-            if child.returncode:
-                outcome = {"error": child.stderr[-2000:]}
-            else:
-                outcome = json.loads(child.stdout.strip().splitlines()[-1])
-        except subprocess.TimeoutExpired:
-            outcome = {"error": f"timed out after {args.timeout} s"}
+        outcome = run_in_child("benchmarks.adapt_scale", key, args.timeout)
         outcome.update(case, load_average_before=load)
         results["cases"].append(outcome)
         if "error" in outcome:

@@ -17,12 +17,12 @@ Writes `benchmarks/results/vocabulary_nms.json`.
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 
 from benchmarks.adapt_scale import machine
 from benchmarks.adapt_scale import memory_kb
+from benchmarks.adapt_scale import run_in_child
 
 
 def parse_args(argv=None):
@@ -115,21 +115,9 @@ def main(argv=None):
                 }
                 label = f"K={classes} regions={regions} every={every_class}"
                 print(f"running {label} ...", flush=True)
-                try:
-                    child = subprocess.run(
-                        [sys.executable, "-m", "benchmarks.vocabulary_nms"]
-                        + ["--case", json.dumps(case)],
-                        capture_output=True,
-                        text=True,
-                        timeout=args.timeout,
-                    )
-                    if child.returncode:
-                        outcome = {"error": child.stderr[-2000:]}
-                    else:
-                        line = child.stdout.strip().splitlines()[-1]
-                        outcome = json.loads(line)
-                except subprocess.TimeoutExpired:
-                    outcome = {"error": f"timed out after {args.timeout} s"}
+                outcome = run_in_child(
+                    "benchmarks.vocabulary_nms", json.dumps(case), args.timeout
+                )
                 outcome.update(case)
                 pair[every_class] = outcome
                 print(
