@@ -59,6 +59,18 @@ def image_label_boxes(
             f"(W, 4). Received: windows with shape {windows.shape}"
         )
     windows = windows[~np.all(windows == -1.0, axis=-1)]
+    if isinstance(num_classes, bool) or not isinstance(
+        num_classes, (int, np.integer)
+    ):
+        raise TypeError(
+            f"`num_classes` must be an int. Received: {num_classes!r}"
+        )
+    outputs = classifier.outputs[0].shape[-1]
+    if outputs is not None and int(num_classes) != outputs:
+        raise ValueError(
+            f"`num_classes` ({num_classes}) must equal the classifier's "
+            f"output size ({outputs})."
+        )
     crop_size = int(classifier.inputs[0].shape[1])
     boxes, labels, scores = [], [], []
     # The bar needs a count: shown when the dataset knows its length.
@@ -93,11 +105,18 @@ def image_label_boxes(
             bar.add(len(chunk))
         chunk.clear()
 
-    for example in scenes:
+    for index, example in enumerate(scenes):
         scene_labels = np.unique(example["objects"]["label"].numpy())
-        scene_labels = scene_labels[
-            (scene_labels >= 0) & (scene_labels < num_classes)
+        outside = scene_labels[
+            (scene_labels < 0) | (scene_labels >= num_classes)
         ]
+        if outside.size:
+            # A label the classifier has no column for would index past
+            # its softmax (or wrap around, for -1): refused, not dropped.
+            raise ValueError(
+                f"`scenes` labels must lie in [0, {num_classes}). Scene "
+                f"{index} has labels {outside.tolist()}."
+            )
         chunk.append((example["image"], scene_labels.astype("int32")))
         if len(chunk) == scenes_per_chunk:
             flush()

@@ -108,6 +108,27 @@ def test_bad_windows_and_empty_scenes_are_refused():
         )
 
 
+@pytest.mark.parametrize("label", [-1, 3, 7])
+def test_labels_without_a_classifier_column_are_refused(label):
+    scenes = _two_colour_scenes([[0, 1], [1, label]])
+    with pytest.raises(ValueError, match=r"Scene 1 has labels \[" + str(label)):
+        workflows.image_label_boxes(
+            _colour_classifier(), scenes, 3, windows=WINDOWS
+        )
+
+
+def test_num_classes_must_match_the_classifier():
+    scenes = _two_colour_scenes([[0, 1], [1, 1]])
+    with pytest.raises(ValueError, match="output size"):
+        workflows.image_label_boxes(
+            _colour_classifier(), scenes, 4, windows=WINDOWS
+        )
+    with pytest.raises(TypeError, match="`num_classes`"):
+        workflows.image_label_boxes(
+            _colour_classifier(), scenes, 3.0, windows=WINDOWS
+        )
+
+
 def _scenes(labels, seed):
     rng = np.random.default_rng(seed)
     count = len(labels)
