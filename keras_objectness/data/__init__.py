@@ -8,6 +8,7 @@ from keras_objectness.data.coco_json import coco_json_dataset
 from keras_objectness.data.examples import annotation_summary
 from keras_objectness.data.examples import detection_examples
 from keras_objectness.data.examples import standardize_example
+from keras_objectness.data.joint import fixed_share_batches
 from keras_objectness.data.joint import joint_dataset
 from keras_objectness.data.object_crops import object_crops
 from keras_objectness.data.pipelines import classification_dataset
@@ -28,6 +29,7 @@ __all__ = [
     "coco_json_dataset",
     "crop_regions",
     "detection_examples",
+    "fixed_share_batches",
     "joint_dataset",
     "keras_cv_dataset",
     "object_crops",

@@ -212,22 +212,61 @@ def joint_dataset(
             stop_on_empty_dataset=True,
         ).batch(batch_size, drop_remainder=drop_remainder)
     else:
-        dataset = tf.data.Dataset.zip(
-            (
-                regions.batch(
-                    batch_size - classification_count,
-                    drop_remainder=drop_remainder,
-                ),
-                classification.batch(classification_count, drop_remainder=True),
-            )
-        ).map(
-            lambda first, second: (
-                tf.concat([first[0], second[0]], axis=0),
-                tf.concat([first[1], second[1]], axis=0),
-            ),
-            num_parallel_calls=tf.data.AUTOTUNE,
+        dataset = fixed_share_batches(
+            regions,
+            classification,
+            batch_size,
+            classification_count,
+            drop_remainder=drop_remainder,
         )
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def fixed_share_batches(
+    first, second, batch_size, second_count, drop_remainder=False
+):
+    """Batches of `first` examples with exactly `second_count` of `second`.
+
+    Each batch holds `batch_size - second_count` examples of `first`, then
+    `second_count` of `second`. `first` defines the epoch; repeat `second`
+    when it is shorter. The last batch may hold fewer of `first` (unless
+    `drop_remainder`), never fewer of `second`.
+
+    Args:
+        first: `tf.data.Dataset` of unbatched `(image, label)` pairs.
+        second: the same, with images of the same shape and dtype.
+        batch_size: int. Examples per batch.
+        second_count: int in `[1, batch_size)`. Examples of `second` per
+            batch.
+        drop_remainder: bool. Drop a last batch short of `first` examples.
+
+    Returns:
+        `tf.data.Dataset` of `(images, labels)` batches.
+    """
+    _checks.check_positive_int("batch_size", batch_size)
+    if (
+        not isinstance(second_count, numbers.Integral)
+        or isinstance(second_count, bool)
+        or not 0 < second_count < batch_size
+    ):
+        raise ValueError(
+            f"`second_count` must be an int in [1, batch_size={batch_size}). "
+            f"Received: second_count={second_count!r}"
+        )
+    return tf.data.Dataset.zip(
+        (
+            first.batch(
+                batch_size - second_count, drop_remainder=drop_remainder
+            ),
+            second.batch(second_count, drop_remainder=True),
+        )
+    ).map(
+        lambda first, second: (
+            tf.concat([first[0], second[0]], axis=0),
+            tf.concat([first[1], second[1]], axis=0),
+        ),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
 
 
 def _detection_keep(detection_classes, num_classes):

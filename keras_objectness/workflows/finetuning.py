@@ -531,17 +531,10 @@ def _with_image_label_regions(
         check_annotations=False,
     ).unbatch()
     labelled = labelled.filter(lambda crop, label: label < num_classes)
-    # A fixed share per batch, after `joint_dataset`'s "fixed" mixing: the
-    # regions of B define the epoch, the found boxes repeat.
+    # A fixed share per batch: the regions of B define the epoch, the
+    # found boxes repeat.
     labelled_count = min(batch_size - 1, max(1, round(fraction * batch_size)))
-    mixed = tf.data.Dataset.zip(
-        batches.unbatch().batch(batch_size - labelled_count),
-        labelled.repeat().batch(labelled_count),
-    ).map(
-        lambda first, second: (
-            tf.concat([first[0], second[0]], axis=0),
-            tf.concat([first[1], second[1]], axis=0),
-        ),
-        num_parallel_calls=tf.data.AUTOTUNE,
+    mixed = data.fixed_share_batches(
+        batches.unbatch(), labelled.repeat(), batch_size, labelled_count
     )
     return mixed.prefetch(tf.data.AUTOTUNE)

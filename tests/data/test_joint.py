@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 from keras_objectness.class_split import ClassSplit
+from keras_objectness.data import fixed_share_batches
 from keras_objectness.data import joint_dataset
 from keras_objectness.data import pipelines
 from keras_objectness.losses import JointDetectionLoss
@@ -288,3 +289,42 @@ class TestJointDataset:
                 K,
                 8,
             )
+
+
+class TestFixedShareBatches:
+    def _streams(self):
+        first = tf.data.Dataset.from_tensor_slices(
+            (np.arange(10, dtype="float32")[:, None], np.zeros(10, "int32"))
+        )
+        second = tf.data.Dataset.from_tensor_slices(
+            (100 + np.arange(3, dtype="float32")[:, None], np.ones(3, "int32"))
+        )
+        return first, second.repeat()
+
+    def test_each_batch_ends_with_the_fixed_count_of_the_second_stream(self):
+        first, second = self._streams()
+        batches = _batches(fixed_share_batches(first, second, 4, 1))
+        # 10 of the first at 3 per batch: 4 batches, the last with one.
+        assert [labels.tolist() for _, labels in batches] == [
+            [0, 0, 0, 1],
+            [0, 0, 0, 1],
+            [0, 0, 0, 1],
+            [0, 1],
+        ]
+        assert [x[-1, 0] for x, _ in batches] == [100, 101, 102, 100]
+        assert np.concatenate([x[:-1, 0] for x, _ in batches]).tolist() == list(
+            range(10)
+        )
+
+    def test_drop_remainder_drops_the_short_last_batch(self):
+        first, second = self._streams()
+        batches = _batches(
+            fixed_share_batches(first, second, 4, 1, drop_remainder=True)
+        )
+        assert len(batches) == 3
+
+    @pytest.mark.parametrize("count", [0, 4, 1.5, True])
+    def test_bad_second_count_is_refused(self, count):
+        first, second = self._streams()
+        with pytest.raises(ValueError, match="`second_count`"):
+            fixed_share_batches(first, second, 4, count)
