@@ -104,7 +104,10 @@ def main(argv=None):
     photos = _labelled(source.load("classification_train"), 64)
     crops = _labelled(ko.data.object_crops(pool, 64), 64)
     images_of = {"standard": photos, "strong": photos.concatenate(crops)}
-    runs, accuracy, seeds = _previous(args)
+    runs, accuracy, seeds, epochs = _previous(args, log)
+    epochs.update(
+        {r: _classifier_epochs(args, REGIMES[r][1]) for r in args.regimes}
+    )
     for seed in args.seeds:
         classifiers = {}
         for recipe in sorted({REGIMES[r][1] for r in args.regimes}):
@@ -131,17 +134,20 @@ def main(argv=None):
                 )  # fmt: skip
             log.say(_line(regime, seed, result, args.methods))
             _add_run(runs, accuracy, seeds, regime, seed, result, top1, log)
-            _write(args, runs, accuracy, seeds, log)
-    path = _write(args, runs, accuracy, seeds, log)
+            _write(args, runs, accuracy, seeds, epochs, log)
+    path = _write(args, runs, accuracy, seeds, epochs, log)
     print(f"wrote {path}")
 
 
-def _previous(args):
+def _previous(args, log):
     """Runs, accuracies and seeds per regime: empty, or with `--merge` those
-    of the JSON already written."""
+    of the JSON already written. A regime of this run whose classifier was
+    trained for another number of epochs starts afresh: its baseline and
+    oracle would not belong to this run's methods."""
     runs = {regime: [] for regime in REGIMES}
     accuracy = {regime: [] for regime in REGIMES}
     seeds = {regime: [] for regime in REGIMES}
+    epochs = {}
     path = os.path.join(args.output_dir, "adaptation_robustness.json")
     args.previous_commands = []
     if args.merge and os.path.exists(path):
@@ -151,10 +157,20 @@ def _previous(args):
             previous["command"]
         ]
         for regime, old in previous["regimes"].items():
+            wanted = _classifier_epochs(args, REGIMES[regime][1])
+            trained = old.get("classifier_epochs", "unrecorded")
+            if regime in args.regimes and trained != wanted:
+                log.say(
+                    f"  {regime}: the previous runs' classifier trained "
+                    f"{trained} epochs, this run's {wanted}: previous runs "
+                    "dropped"
+                )
+                continue
+            epochs[regime] = trained
             runs[regime] = old["runs"]
             accuracy[regime] = old["classifier_top1_values"]
             seeds[regime] = old["seeds"]
-    return runs, accuracy, seeds
+    return runs, accuracy, seeds, epochs
 
 
 def _add_run(runs, accuracy, seeds, regime, seed, result, top1, log):
@@ -200,9 +216,7 @@ def _labelled(dataset, size):
 def _train_classifier(args, source, train_images, recipe, seed):
     keras.utils.set_random_seed(seed)
     classifier, _ = ko.workflows.build_classifier("alexnet_small", 20, 32)
-    epochs = args.classifier_epochs
-    if recipe == "strong":
-        epochs = args.strong_classifier_epochs
+    epochs = _classifier_epochs(args, recipe)
     # Top-1 on crops of held-out scenes' objects: what region crops are.
     validation = ko.data.object_crops(
         ko.workflows.load_split(source, "validation_trained").concatenate(
@@ -216,6 +230,12 @@ def _train_classifier(args, source, train_images, recipe, seed):
     )  # fmt: skip
 
 
+def _classifier_epochs(args, recipe):
+    if recipe == "strong":
+        return args.strong_classifier_epochs
+    return args.classifier_epochs
+
+
 def _line(regime, seed, result, methods):
     cells = ", ".join(
         f"{m} {result[m]['map_heldout']:.1f}"
@@ -224,7 +244,7 @@ def _line(regime, seed, result, methods):
     return f"{regime} seed {seed}: held-out mAP {cells}"
 
 
-def _write(args, runs, accuracy, seeds, log):
+def _write(args, runs, accuracy, seeds, epochs, log):
     regimes = {}
     for regime, results in runs.items():
         if not results:
@@ -236,6 +256,7 @@ def _write(args, runs, accuracy, seeds, log):
             "class_split": REGIMES[regime][0],
             "detection_classes": list(split.detection_classes),
             "classifier": REGIMES[regime][1],
+            "classifier_epochs": epochs[regime],
             "classifier_top1": round(float(np.mean(accuracy[regime])), 4),
             "classifier_top1_values": [round(a, 4) for a in accuracy[regime]],
             "seeds": seeds[regime],
