@@ -64,7 +64,7 @@ def parse_args(argv=None):
     add("--default-method", default="joint", choices=METHODS)
     add("--seeds", nargs="+", type=int, default=[0, 1, 2])
     add("--classifier-epochs", type=int, default=8)
-    add("--strong-classifier-epochs", type=int, default=10)
+    add("--strong-classifier-epochs", type=int, default=24)
     add("--finetune-epochs", type=int, default=3)
     add("--train-scenes", type=int, default=4000, help="pool scanned for B")
     add("--test-images", type=int, default=300)
