@@ -186,13 +186,11 @@ def adapt_classifier(
     idempotent), and further fine-tuning followed by another call adapts
     afresh.
 
-    The new columns are built chunk by chunk (see `adapted_weights`). Under
-    TensorFlow each chunk is written into the kernel in place, so the
-    extra memory is B's offsets and one chunk's working set (about 256 MB),
-    a fraction of the kernel at 100k classes. Distributed variables and
-    other backends take the kernel whole: the chunks and their
-    concatenation make the peak about twice the kernel. After the call
-    nothing stays beyond the head's own weights.
+    The new `(features, K + 1)` kernel is built once from chunks (see
+    `adapted_weights`) and assigned whole; no copy of the snapshot or of
+    the current kernel is made, so the peak extra memory is about twice
+    the kernel (the chunks and their concatenation) and, after the call,
+    nothing beyond the head's own weights.
 
     Args:
         model: `keras.Model` (or a `BackgroundHead`) holding exactly one
@@ -257,16 +255,13 @@ def adapt_classifier(
     k = head.num_classes
     b_ids, _ = _split_ids(head.detection_classes, k)
     knn = validate_knn(knn, len(b_ids)) if adapt_output_layer else None
-    kernel, bias = head.kernel, head.bias
-    # Columns past `k` (the background) are never read. The snapshot is
-    # read whole (it aliases its variable's buffer: no copy); the current
-    # weights are read a chunk at a time, so that each chunk can be
-    # written back in place.
-    chunks = _adapted_chunks(
+    # Reads alias the variables' buffers (no copies); columns past `k` (the
+    # background) are never read by `_adapted_columns`.
+    kernels, biases = _adapted_columns(
         ops.cast(head.classification_kernel, "float32"),
         ops.cast(head.classification_bias, "float32"),
-        kernel,
-        bias,
+        ops.cast(head.kernel, "float32"),
+        ops.cast(head.bias, "float32"),
         b_ids,
         knn,
         weighting,
@@ -274,60 +269,23 @@ def adapt_classifier(
         chunk_size,
         num_classes=k,
     )
-    if _sliceable(kernel) and _sliceable(bias):
-        for start, stop, kernel_piece, bias_piece in chunks:
-            _assign_columns(kernel, start, stop, kernel_piece)
-            _assign_columns(bias, start, stop, bias_piece)
-        return model
-    kernels, biases = [], []
-    for _, _, kernel_piece, bias_piece in chunks:
-        kernels.append(kernel_piece)
-        biases.append(bias_piece)
-    kernels.append(_float(kernel[:, k:]))
-    biases.append(_float(bias[k:]))
+    kernel, bias = head.kernel, head.bias
+    kernels.append(ops.cast(kernel[:, k:], "float32"))
+    biases.append(ops.cast(bias[k:], "float32"))
     new_kernel = ops.cast(_concatenate(kernels, axis=1), kernel.dtype)
     del kernels
     new_bias = ops.cast(_concatenate(biases, axis=0), bias.dtype)
     # With no other reference to the old value, the assignment reuses the
-    # variable's buffer.
+    # variable's buffer. Writing the chunks into the variable by slices
+    # would save the second copy, but a TensorFlow variable written by a
+    # slice assignment copies its whole buffer on every later read, for
+    # good (measured: a 10-column read of a 4096 x 20k kernel went from
+    # 0.3 to 32 ms, dense assignments do not undo it), which would slow
+    # every forward pass of the adapted detector.
     kernel.assign(new_kernel)
     del new_kernel
     bias.assign(new_bias)
     return model
-
-
-def _sliceable(variable):
-    """Whether the columns of `variable` can be assigned in place.
-
-    A plain `tf.Variable` takes a slice into its own buffer, so the adapted
-    kernel never exists twice. Distributed variables (`tf.distribute`) and
-    other backends' immutable arrays take whole assignments only.
-    """
-    if keras.backend.backend() != "tensorflow":
-        return False
-    from tensorflow.python.ops import resource_variable_ops
-
-    value = getattr(variable, "value", None)
-    return isinstance(value, resource_variable_ops.BaseResourceVariable)
-
-
-def _assign_columns(variable, start, stop, piece):
-    """Writes `piece` into the last-axis slice `start:stop` of `variable`."""
-    import tensorflow as tf
-
-    shape = tuple(variable.shape)
-    begin = [0] * (len(shape) - 1) + [start]
-    end = list(shape[:-1]) + [stop]
-    # The raw op writes the slice in place; `tf.Variable.__getitem__`'s
-    # `.assign` first reads the whole variable, and that alias makes the
-    # write copy the entire buffer (about 5x slower here at 100k classes).
-    tf.raw_ops.ResourceStridedSliceAssign(
-        ref=variable.value.handle,
-        begin=begin,
-        end=end,
-        strides=[1] * len(shape),
-        value=tf.cast(piece, variable.dtype),
-    )
 
 
 def validate_weighting(weighting, temperature):
@@ -397,19 +355,7 @@ def _concatenate(pieces, axis):
     return pieces[0] if len(pieces) == 1 else ops.concatenate(pieces, axis)
 
 
-def _adapted_columns(*args, **kwargs):
-    """The adapted class columns, as lists of pieces in class order: the
-    kernel pieces `(features, chunk)` and bias pieces `(chunk,)` of
-    `_adapted_chunks`, whose concatenations are the `(features, K)` kernel
-    and `(K,)` bias."""
-    kernels, biases = [], []
-    for _, _, kernel, bias in _adapted_chunks(*args, **kwargs):
-        kernels.append(kernel)
-        biases.append(bias)
-    return kernels, biases
-
-
-def _adapted_chunks(
+def _adapted_columns(
     w_c,
     b_c,
     w_d,
@@ -421,7 +367,7 @@ def _adapted_chunks(
     chunk_size,
     num_classes=None,
 ):
-    """The adapted class columns, chunk by chunk in class order.
+    """The adapted class columns, as lists of pieces in class order.
 
     `w_d` and `b_d` may hold more than `num_classes` columns (a head's
     background); only the first `num_classes` are read. `knn=None` puts
@@ -429,13 +375,12 @@ def _adapted_chunks(
 
     Each chunk works on rows (one per class, the transposed columns):
     gathering and merging rows is several times faster than gathering
-    columns. `w_d` and `b_d` may be variables: they are read a chunk (or
-    B's columns) at a time, and a chunk's columns are read before the
-    chunk is yielded, so the caller may write each chunk back into them.
+    columns.
 
-    Yields:
-        `(start, stop, kernel, bias)`: float32 `(features, stop - start)`
-        and `(stop - start,)`, the columns of classes `start..stop - 1`.
+    Returns:
+        Two lists: kernel pieces `(features, chunk)` and bias pieces
+        `(chunk,)`, whose concatenations are the `(features, K)` kernel
+        and `(K,)` bias.
     """
     features = int(w_c.shape[0])
     if num_classes is None:
@@ -457,21 +402,17 @@ def _adapted_chunks(
             w_c, b_c, w_d, b_d, is_b, chunks, knn, weighting, temperature
         )
     if _static_shapes():
-        yield from _adapted_columns_masked(
+        return _adapted_columns_masked(
             w_c, b_c, w_d, b_d, is_b, chunks, neighbours
         )
-        return
+    kernels, biases = [], []
     for start, stop in chunks:
         size = stop - start
         local_b = np.flatnonzero(is_b[start:stop]).astype("int32")
         local_a = np.flatnonzero(~is_b[start:stop]).astype("int32")
         if not local_a.size:
-            yield (
-                start,
-                stop,
-                _columns(w_d, start, stop, local_b),
-                _columns(b_d, start, stop, local_b),
-            )
+            kernels.append(_columns(w_d, start, stop, local_b))
+            biases.append(_columns(b_d, start, stop, local_b))
             continue
         # With few classes of B in the chunk, adapting every row and
         # dropping B's costs less than gathering the rows of A.
@@ -484,7 +425,8 @@ def _adapted_chunks(
         if neighbours is not None:
             rows_a, bias_a = neighbours.adapt(rows_a, bias_a)
         if not local_b.size:
-            yield start, stop, ops.transpose(rows_a), bias_a
+            kernels.append(ops.transpose(rows_a))
+            biases.append(bias_a)
             continue
         rows_b = _rows(w_d, start, stop, local_b)
         bias_b = _columns(b_d, start, stop, local_b)
@@ -492,29 +434,26 @@ def _adapted_chunks(
         order[local_a] = local_a if every_row else np.arange(local_a.size)
         order[local_b] = int(rows_a.shape[0]) + np.arange(local_b.size)
         rows = ops.take(ops.concatenate([rows_a, rows_b], axis=0), order, 0)
-        yield (
-            start,
-            stop,
-            ops.transpose(rows),
-            ops.take(ops.concatenate([bias_a, bias_b], axis=0), order, 0),
+        kernels.append(ops.transpose(rows))
+        biases.append(
+            ops.take(ops.concatenate([bias_a, bias_b], axis=0), order, 0)
         )
+    return kernels, biases
 
 
 def _adapted_columns_masked(w_c, b_c, w_d, b_d, is_b, chunks, neighbours):
-    """`_adapted_chunks` with the same shapes in every full chunk."""
+    """`_adapted_columns` with the same shapes in every full chunk."""
+    kernels, biases = [], []
     for start, stop in chunks:
         mask = ops.convert_to_tensor(is_b[start:stop])
         rows = ops.transpose(w_c[:, start:stop])
         bias = b_c[start:stop]
         if neighbours is not None:
             rows, bias = neighbours.adapt(rows, bias)
-        rows_d = ops.transpose(_float(w_d[:, start:stop]))
-        yield (
-            start,
-            stop,
-            ops.transpose(ops.where(mask[:, None], rows_d, rows)),
-            ops.where(mask, _float(b_d[start:stop]), bias),
-        )
+        rows_d = ops.transpose(w_d[:, start:stop])
+        kernels.append(ops.transpose(ops.where(mask[:, None], rows_d, rows)))
+        biases.append(ops.where(mask, b_d[start:stop], bias))
+    return kernels, biases
 
 
 def _is_few(count, size):
@@ -524,8 +463,8 @@ def _is_few(count, size):
 def _columns(values, start, stop, local_ids):
     """Columns `start + local_ids` of a kernel (2-D) or bias (1-D)."""
     if local_ids.size == stop - start:
-        return _float(values[..., start:stop])
-    return _float(ops.take(values, start + local_ids, axis=-1))
+        return values[..., start:stop]
+    return ops.take(values, start + local_ids, axis=-1)
 
 
 def _rows(kernel, start, stop, local_ids):
@@ -534,10 +473,8 @@ def _rows(kernel, start, stop, local_ids):
         # A column gather costs about as much per element as a transpose
         # (and, for static shapes' ranges over all classes, needs no
         # transposed copy of the whole kernel).
-        return _float(
-            ops.transpose(ops.take(kernel, start + local_ids, axis=1))
-        )
-    rows = _float(ops.transpose(kernel[:, start:stop]))
+        return ops.transpose(ops.take(kernel, start + local_ids, axis=1))
+    rows = ops.transpose(kernel[:, start:stop])
     if local_ids.size == stop - start:
         return rows
     return ops.take(rows, local_ids, axis=0)
@@ -754,10 +691,6 @@ def _split_ids(detection_classes, num_classes):
         np.flatnonzero(is_b).astype("int32"),
         np.flatnonzero(~is_b).astype("int32"),
     )
-
-
-def _float(values):
-    return ops.cast(values, "float32")
 
 
 def _unit_rows(rows):
