@@ -151,6 +151,10 @@ def summarize_runs(runs, key="map_heldout"):
 
     A detector missing from some runs (a method measured on fewer seeds)
     counts as NaN there: its means and ratios are over the seeds it has.
+    A method result holding `"same_run"` (`{"no_adaptation": ...,
+    "oracle": ...}`: the baseline and oracle trained beside it, when it
+    was measured in a later run than the seed's own) has its ratios taken
+    against those: retraining a seed is not bit-exact.
 
     Args:
         runs: list (one per seed) of `compare_methods` results.
@@ -181,11 +185,14 @@ def summarize_runs(runs, key="map_heldout"):
         "ratios": {},
         "never_below_baseline": {},
     }
-    baseline, oracle = values["no_adaptation"], values["oracle"]
     for name in names:
         if name in ("no_adaptation", "oracle"):
             continue
         method = values[name]
+        baseline, oracle = (
+            np.array([_reference(run, name, detector, key) for run in runs])
+            for detector in ("no_adaptation", "oracle")
+        )
         ratios = {
             "vs_no_adaptation": method / np.maximum(baseline, 1e-9),
             "vs_oracle": method / np.maximum(oracle, 1e-9),
@@ -209,6 +216,12 @@ def summarize_runs(runs, key="map_heldout"):
             np.all(method[measured] >= baseline[measured])
         )
     return summary
+
+
+def _reference(run, name, detector, key):
+    """The `detector`'s `key` that method `name` of `run` compares with."""
+    same_run = (run.get(name, {}).get("same_run") or {}).get(detector, {})
+    return _value(same_run[key] if key in same_run else run[detector][key])
 
 
 def _nan_reduce(reduce, values):
