@@ -75,6 +75,12 @@ def parse_args(argv=None):
         help="add this run's methods and seeds to the existing JSON (the "
         "baseline and oracle stay those already there)",
     )
+    add(
+        "--summarize-only",
+        action="store_true",
+        help="train nothing: rewrite the JSON's summaries and the figure "
+        "from its runs",
+    )
     add("--quick", action="store_true", help="tiny config, one seed")
     args = parser.parse_args(argv)
     if args.quick:
@@ -87,6 +93,11 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     log = ko.workflows.StageLog()
+    if args.summarize_only:
+        args.merge, args.regimes = True, []
+        runs, accuracy, seeds, epochs = _previous(args, log)
+        print(f"wrote {_write(args, runs, accuracy, seeds, epochs, log)}")
+        return
     name = f"silhouette_scenes/{args.config}"
     source = ko.workflows.TfdsSource(name, args.data_dir)
     test = ko.workflows.TfdsSource(
