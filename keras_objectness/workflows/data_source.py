@@ -8,6 +8,11 @@ A workflow needs examples in four roles:
   used for fine-tuning and for the proposer;
 - `"test"`: annotated scenes the detectors are evaluated on.
 
+Two more are optional: `"oracle_train"` (scenes with the boxes of every
+class, for the oracle) and `"image_label_scenes"` (scenes whose labels, and
+never their boxes, the `"joint_image_regions"` method reads: those holding
+a held-out class).
+
 A dataset with its own classification splits (the bundled
 `silhouette_scenes`) gives them directly. Any other detection dataset
 (`voc/2007`, `coco/2017`, a COCO JSON) gets its classification examples
@@ -29,6 +34,7 @@ ROLES = (
     "classification_validation",
     "detection_train",
     "oracle_train",
+    "image_label_scenes",
     "test",
 )
 
@@ -40,20 +46,28 @@ KNOWN_SPLITS = {
         "classification_validation": "classification_validation",
         "detection_train": "detection_train",
         "oracle_train": "detection_train_all",
+        # Its scenes with objects of A (their boxes are never read).
+        "image_label_scenes": "detection_train_all",
         "test": "test_mixed",
     },
     "voc": {
         "detection_train": "train",
         "classification_validation": "validation",
+        "image_label_scenes": "train",
         "test": "test",
     },
     "coco": {
         "detection_train": "train",
         "classification_validation": "validation",
+        "image_label_scenes": "train",
         "test": "validation",
     },
 }
-_GENERIC_SPLITS = {"detection_train": "train", "test": "test"}
+_GENERIC_SPLITS = {
+    "detection_train": "train",
+    "image_label_scenes": "train",
+    "test": "test",
+}
 
 
 class DataSource:
@@ -340,7 +354,12 @@ class CocoDataSource(DataSource):
                 f"Received: test_fraction={test_fraction!r}"
             )
         super().__init__(
-            {"detection_train": "train", "test": "test"}, max_examples
+            {
+                "detection_train": "train",
+                "image_label_scenes": "train",
+                "test": "test",
+            },
+            max_examples,
         )
         self.reader = coco_json.CocoJsonSource(annotation_file, image_dir)
         count = self.reader.num_images

@@ -327,6 +327,12 @@ def finetune_from_config(
 ):
     """A copy of `classifier` fine-tuned with `config.method`."""
     crop_size = int(classifier.inputs[0].shape[1])
+    image_label_scenes = None
+    if config.method == "joint_image_regions":
+        # Labels only: `image_label_boxes` never reads these scenes' boxes.
+        image_label_scenes = data.scenes_with_classes(
+            source.load("image_label_scenes"), class_split.heldout_classes
+        )
     with precision_policy(config.mixed_precision):
         return finetuning.finetune_detector(
             classifier,
@@ -351,6 +357,7 @@ def finetune_from_config(
             strategy=strategy,
             detector=config.region_features,
             image_size=_scene_side(source, config),
+            image_label_scenes=image_label_scenes,
         )
 
 

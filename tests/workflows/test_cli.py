@@ -279,6 +279,47 @@ def test_finetune_methods_move_what_they_should(data_dir, method):
     assert np.isfinite(loss)
 
 
+@large
+def test_joint_image_regions_from_a_config_reads_the_scenes_of_a(
+    data_dir, monkeypatch
+):
+    from keras_objectness.adaptation import find_background_head
+    from keras_objectness.workflows import image_label_regions
+    from keras_objectness.workflows import lsda
+
+    seen = []
+    real_boxes = image_label_regions.image_label_boxes
+
+    def spy(classifier, scenes, num_classes, **kwargs):
+        seen.extend(
+            example["objects"]["label"].numpy().tolist() for example in scenes
+        )
+        return real_boxes(classifier, scenes, num_classes, **kwargs)
+
+    monkeypatch.setattr(image_label_regions, "image_label_boxes", spy)
+
+    source = workflows.TfdsSource(TINY, data_dir)
+    # The bundled data's scenes with every class; only their labels count.
+    assert source.split_name("image_label_scenes") == "detection_train_all"
+    split = source.class_split()
+    classifier, _ = workflows.build_classifier("alexnet_small", 20, 32)
+    config = workflows.WorkflowConfig(
+        method="joint_image_regions",
+        finetune_epochs=1,
+        batch_size=8,
+        regions_per_image=4,
+        verbose=0,
+    )
+    network = lsda.finetune_from_config(classifier, source, split, config)
+    heldout = list(split.heldout_classes)
+    # Every scene whose labels were read holds a class of A.
+    assert seen and all(set(labels) & set(heldout) for labels in seen)
+    head = find_background_head(network)
+    kernel = keras.ops.convert_to_numpy(head.kernel)[:, heldout]
+    snapshot = keras.ops.convert_to_numpy(head.classification_kernel)
+    assert np.abs(kernel - snapshot[:, heldout]).max() > 1e-6
+
+
 def test_joint_methods_need_image_labels(data_dir):
     source = workflows.TfdsSource(TINY, data_dir)
     classifier, _ = workflows.build_classifier("alexnet_small", 20, 32)
