@@ -85,7 +85,7 @@ class WorkflowConfig:
     proposer_epochs: int = 12
     proposer_image_size: int = 64
     proposal_iou: float = 0.5
-    method: str = "joint"
+    method: str = "joint_image_regions"
     knn: object = 5
     finetune_epochs: int = 3
     finetune_learning_rate: float = 1e-4

@@ -51,7 +51,9 @@ def test_config_rejects_bad_values_by_name(field, value):
 def test_config_reads_knn_from_the_command_line_form():
     assert workflows.WorkflowConfig(knn="3").knn == 3
     assert workflows.WorkflowConfig(knn="all").knn == "all"
-    assert workflows.WorkflowConfig().to_dict()["method"] == "joint"
+    assert workflows.WorkflowConfig().to_dict()["method"] == (
+        "joint_image_regions"
+    )
 
 
 # === object_crops ===
