@@ -126,7 +126,7 @@ def _choices():
 
     return {
         "proposal_source": PROPOSAL_SOURCES,
-        "method": tuple(METHODS),
+        "method": ("auto", *METHODS),
         "mixed_precision": tuple(PRECISIONS),
         "region_features": tuple(DETECTORS),
     }
@@ -554,7 +554,7 @@ def _print_table(results, config):
     print(f"{'mAP (%)':<34}{'B':>7}{'A':>7}{'all':>7}")
     for name, key in (
         ("classifier alone", "no_adaptation"),
-        (f"adapted ({config.method})", "adapted"),
+        (f"adapted ({results['config']['method']})", "adapted"),
     ):
         row = results[key]
         print(
@@ -623,6 +623,7 @@ def _adapt(args, argv):
             f"per class of the data). Received: {args.classifier_file!r} with "
             f"{classifier.outputs[0].shape[-1]}"
         )
+    config = config.for_source(source)
     log = workflows.StageLog(verbose=config.verbose > 0)
     with log.stage(f"fine-tuning ({config.method})"):
         network = workflows.finetune_from_config(

@@ -40,7 +40,10 @@ class WorkflowConfig:
         proposer_epochs: epochs of the objectness proposer.
         proposer_image_size: input side of the objectness proposer.
         proposal_iou: non-max suppression overlap among proposals.
-        method: adaptation method (see `keras_objectness.workflows.METHODS`).
+        method: adaptation method (see `keras_objectness.workflows.METHODS`),
+            or `"auto"`: `"joint_image_regions"` where the data has scenes
+            to read image labels of A from (the `"image_label_scenes"`
+            role), else `"joint"` (see `for_source`).
         knn: neighbours in B for the `"lsda"` offsets, or `"all"`.
         finetune_epochs: epochs of detection fine-tuning.
         finetune_learning_rate: Adam rate of fine-tuning.
@@ -85,7 +88,7 @@ class WorkflowConfig:
     proposer_epochs: int = 12
     proposer_image_size: int = 64
     proposal_iou: float = 0.5
-    method: str = "joint_image_regions"
+    method: str = "auto"
     knn: object = 5
     finetune_epochs: int = 3
     finetune_learning_rate: float = 1e-4
@@ -155,9 +158,9 @@ class WorkflowConfig:
             )
         from keras_objectness.workflows.finetuning import METHODS
 
-        if self.method not in METHODS:
+        if self.method not in (*METHODS, "auto"):
             raise ValueError(
-                f"`method` must be one of {tuple(METHODS)}. "
+                f"`method` must be 'auto' or one of {tuple(METHODS)}. "
                 f"Received: method={self.method!r}"
             )
         from keras_objectness.workflows.finetuning import DETECTORS
@@ -168,7 +171,9 @@ class WorkflowConfig:
                 f"`region_features` must be one of {tuple(DETECTORS)}. "
                 f"Received: region_features={self.region_features!r}"
             )
-        if self.region_features == "shared" and self.method in JOINT_METHODS:
+        if self.region_features == "shared" and (
+            self.method in JOINT_METHODS or self.method == "auto"
+        ):
             raise ValueError(
                 "`region_features='shared'` fine-tunes on whole images and "
                 "cannot mix in the image-labelled crops of "
@@ -195,3 +200,17 @@ class WorkflowConfig:
 
     def to_dict(self):
         return dataclasses.asdict(self)
+
+    def for_source(self, source):
+        """This config with `method="auto"` made concrete for `source`.
+
+        `"joint_image_regions"` needs scenes whose image labels it places
+        on boxes: it is chosen where `source` has the `"image_label_scenes"`
+        role; elsewhere `"joint"`, which needs only image-labelled examples.
+        """
+        if self.method != "auto":
+            return self
+        method = "joint"
+        if source.has_role("image_label_scenes"):
+            method = "joint_image_regions"
+        return dataclasses.replace(self, method=method)

@@ -129,6 +129,7 @@ def _run_lsda(source, class_split, config, strategy, log, command):
     with log.stage("dataset"):
         source.prepare()
         class_split = class_split or source.class_split()
+        config = config.for_source(source)
         log.say(
             f"{source.description}: {class_split.num_classes} classes, "
             f"{len(class_split.detection_classes)} with boxes (B), "
@@ -326,6 +327,7 @@ def finetune_from_config(
     classifier, source, class_split, config, backup_dir=None, strategy=None
 ):
     """A copy of `classifier` fine-tuned with `config.method`."""
+    config = config.for_source(source)
     crop_size = int(classifier.inputs[0].shape[1])
     image_label_scenes = None
     if config.method == "joint_image_regions":

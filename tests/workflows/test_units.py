@@ -14,6 +14,7 @@ from keras_objectness import workflows
 from keras_objectness.adaptation import find_background_head
 from keras_objectness.models import detection_network
 from keras_objectness.models import region_detector
+from keras_objectness.workflows import data_source
 from keras_objectness.workflows import gallery
 from tests.lsda_helpers import DETECTION_CLASSES
 from tests.lsda_helpers import NUM_CLASSES
@@ -51,9 +52,33 @@ def test_config_rejects_bad_values_by_name(field, value):
 def test_config_reads_knn_from_the_command_line_form():
     assert workflows.WorkflowConfig(knn="3").knn == 3
     assert workflows.WorkflowConfig(knn="all").knn == "all"
-    assert workflows.WorkflowConfig().to_dict()["method"] == (
-        "joint_image_regions"
-    )
+    assert workflows.WorkflowConfig().to_dict()["method"] == "auto"
+
+
+class _Splits(workflows.DataSource):
+    def __init__(self, names):
+        super().__init__({role: role for role in data_source.ROLES})
+        self._names = names
+
+    @property
+    def split_names(self):
+        return self._names
+
+
+def test_auto_method_reads_image_labels_where_the_data_has_such_scenes():
+    config = workflows.WorkflowConfig()
+    with_scenes = _Splits(("detection_train", "image_label_scenes", "test"))
+    without = _Splits(("detection_train", "test"))
+    assert config.for_source(with_scenes).method == "joint_image_regions"
+    assert config.for_source(without).method == "joint"
+    # A named method is kept as it is; the config itself is not changed.
+    lsda = workflows.WorkflowConfig(method="lsda")
+    assert lsda.for_source(with_scenes).method == "lsda"
+    assert config.method == "auto"
+    with pytest.raises(ValueError, match="'auto'"):
+        workflows.WorkflowConfig(method="magic")
+    with pytest.raises(ValueError, match="region_features='shared'"):
+        workflows.WorkflowConfig(region_features="shared")
 
 
 # === object_crops ===
