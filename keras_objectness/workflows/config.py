@@ -45,6 +45,9 @@ class WorkflowConfig:
             to read image labels of A from (the `"image_label_scenes"`
             role), else `"joint"` (see `for_source`).
         knn: neighbours in B for the `"lsda"` offsets, or `"all"`.
+        image_label_scenes: scenes with a class of A whose image labels
+            `"joint_image_regions"` reads, at most (the classifier scores
+            256 windows of each).
         finetune_epochs: epochs of detection fine-tuning.
         finetune_learning_rate: Adam rate of fine-tuning.
         frozen_layers: the first this many layers with weights of the
@@ -90,6 +93,7 @@ class WorkflowConfig:
     proposal_iou: float = 0.5
     method: str = "auto"
     knn: object = 5
+    image_label_scenes: int = 1000
     finetune_epochs: int = 3
     finetune_learning_rate: float = 1e-4
     frozen_layers: int = 2
@@ -113,6 +117,7 @@ class WorkflowConfig:
             "proposer_image_size",
             "regions_per_image",
             "save_freq",
+            "image_label_scenes",
         ):
             _checks.check_int(name, getattr(self, name), minimum=1)
         for name in (

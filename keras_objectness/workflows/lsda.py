@@ -334,7 +334,7 @@ def finetune_from_config(
         # Labels only: `image_label_boxes` never reads these scenes' boxes.
         image_label_scenes = data.scenes_with_classes(
             source.load("image_label_scenes"), class_split.heldout_classes
-        )
+        ).take(config.image_label_scenes)
     with precision_policy(config.mixed_precision):
         return finetuning.finetune_detector(
             classifier,

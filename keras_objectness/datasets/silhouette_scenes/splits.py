@@ -96,6 +96,9 @@ WORKFLOW_SPLITS = (
     "classification_train",
     "classification_validation",
     "detection_train",
+    # Its scenes with objects of A lend their image labels (never their
+    # boxes) to `method="joint_image_regions"`.
+    "detection_train_all",
     "test_mixed",
 )
 WORKFLOW_SPLIT_SIZES = tuple(
