@@ -39,6 +39,7 @@ from tests.lsda_helpers import tiny_classifier
         ("method", "magic"),
         ("knn", 0),
         ("knn", "some"),
+        ("image_label_scenes", 0),
         ("verbose", 3),
         ("flip", "yes"),
         ("max_test_images", 0),
