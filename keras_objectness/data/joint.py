@@ -245,8 +245,7 @@ def fixed_share_batches(
     """
     _checks.check_positive_int("batch_size", batch_size)
     if (
-        not isinstance(second_count, numbers.Integral)
-        or isinstance(second_count, bool)
+        not _checks.is_integer(second_count)
         or not 0 < second_count < batch_size
     ):
         raise ValueError(

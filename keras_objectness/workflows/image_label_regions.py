@@ -12,6 +12,7 @@ regions, against the background, like B's boxes do, which is what
 import numpy as np
 import tensorflow as tf
 
+from keras_objectness import _checks
 from keras_objectness import data
 from keras_objectness.workflows import progress
 from keras_objectness.workflows.proposals import sliding_windows
@@ -59,9 +60,7 @@ def image_label_boxes(
             f"(W, 4). Received: windows with shape {windows.shape}"
         )
     windows = windows[~np.all(windows == -1.0, axis=-1)]
-    if isinstance(num_classes, bool) or not isinstance(
-        num_classes, (int, np.integer)
-    ):
+    if not _checks.is_integer(num_classes):
         raise TypeError(
             f"`num_classes` must be an int. Received: {num_classes!r}"
         )
