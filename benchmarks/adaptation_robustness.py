@@ -47,6 +47,7 @@ METHODS = (
     "joint",
     "joint_background",
     "joint_image_regions",
+    "joint_image_proposals",
 )
 
 

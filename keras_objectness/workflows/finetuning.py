@@ -33,6 +33,10 @@ held-out classes A, which have no boxes:
   regions on those boxes train their class against the background, every
   class a detection class. A's columns then learn from regions of real
   scenes, not only from image-level examples.
+- `"joint_image_proposals"`: as `"joint_image_regions"`, the box of each
+  label chosen among the scene's own selective-search proposals instead
+  of fixed sliding windows (proposals fit objects: the chosen box lands on
+  an object of its label far more often, see `image_label_boxes`).
 """
 
 import keras
@@ -60,8 +64,16 @@ METHODS = {
     "against the background",
     "joint_image_regions": "as joint, plus regions of image-labelled scenes "
     "at the classifier's best box for each label, trained as detections",
+    "joint_image_proposals": "as joint_image_regions, each label's box "
+    "chosen among the scene's selective-search proposals",
 }
-JOINT_METHODS = ("joint", "joint_background", "joint_image_regions")
+# Methods that place image labels on boxes, and the candidate boxes they
+# choose from (`image_label_boxes`' `windows`).
+IMAGE_LABEL_METHODS = {
+    "joint_image_regions": 256,
+    "joint_image_proposals": "selective_search",
+}
+JOINT_METHODS = ("joint", "joint_background", *IMAGE_LABEL_METHODS)
 DETECTORS = {
     "per_crop": "R-CNN: every region cropped and run through the whole network",
     "shared": "Fast R-CNN: the trunk once per image, regions pooled from "
@@ -333,7 +345,7 @@ def finetune_detector(
             Defaults to `128`.
         image_label_scenes: TFDS-style detection scenes of which only the
             labels are used (their boxes never are), for
-            `"joint_image_regions"`; typically the scenes with objects of
+            the image-label methods (`IMAGE_LABEL_METHODS`); typically the scenes with objects of
             A, boxes withheld.
         image_region_fraction: float in `(0, 1)`. Share of the region
             examples that come from `image_label_scenes`. Defaults to
@@ -364,11 +376,11 @@ def finetune_detector(
             "batches and needs `detector='per_crop'`. Received: "
             "detector='shared'"
         )
-    image_regions = method == "joint_image_regions" and not oracle
+    image_regions = method in IMAGE_LABEL_METHODS and not oracle
     if image_regions:
         if image_label_scenes is None:
             raise ValueError(
-                "`method='joint_image_regions'` trains on scenes with image "
+                f"`method={method!r}` trains on scenes with image "
                 "labels: pass `image_label_scenes`."
             )
         if not 0 < image_region_fraction < 1:
@@ -442,6 +454,7 @@ def finetune_detector(
             flip,
             seed,
             verbose,
+            windows=IMAGE_LABEL_METHODS[method],
         )
     if detector != "shared" and joint:
         images = data.classification_dataset(
@@ -510,11 +523,12 @@ def _with_image_label_regions(
     flip,
     seed,
     verbose,
+    windows=256,
 ):
     """`batches` of B's regions, a `fraction` of them replaced by regions
     on the classifier's boxes for the labels of `scenes`."""
     boxes, labels, _ = image_label_regions.image_label_boxes(
-        classifier, scenes, num_classes, verbose=verbose
+        classifier, scenes, num_classes, windows=windows, verbose=verbose
     )
     # Positives only: a scene's other regions may hold objects that no
     # image label was placed on, so they are not trusted as background.

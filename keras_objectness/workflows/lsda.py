@@ -330,7 +330,7 @@ def finetune_from_config(
     config = config.for_source(source)
     crop_size = int(classifier.inputs[0].shape[1])
     image_label_scenes = None
-    if config.method == "joint_image_regions":
+    if config.method in finetuning.IMAGE_LABEL_METHODS:
         # Labels only: `image_label_boxes` never reads these scenes' boxes.
         image_label_scenes = data.scenes_with_classes(
             source.load("image_label_scenes"), class_split.heldout_classes

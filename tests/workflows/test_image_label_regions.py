@@ -63,6 +63,31 @@ def test_each_label_gets_the_window_the_classifier_scores_highest():
     assert scores[0, 0] > 0.9 and scores[1, 1] == -1.0
 
 
+def test_selective_search_candidates_are_each_scenes_own_proposals():
+    from keras_objectness import data
+
+    scenes = _two_colour_scenes([[0, 1], [1, 1]])
+    boxes, labels, _ = workflows.image_label_boxes(
+        _colour_classifier(), scenes, 3, windows="selective_search",
+        context_padding=0.0, num_proposals=20,
+    )  # fmt: skip
+    image = next(iter(scenes))["image"].numpy()
+    proposals = data.selective_search_proposals(image[None], 20)[0]
+    for row, truth in zip(boxes[0, :2], (RED_BOX, GREEN_BOX)):
+        # One of the scene's proposals, on the square of the label.
+        assert np.any(np.all(np.isclose(proposals, row), axis=-1))
+        assert _iou(row, truth) >= 0.5
+    assert labels[0, :2].tolist() == [0, 1]
+
+
+def _iou(a, b):
+    top, left = max(a[0], b[0]), max(a[1], b[1])
+    bottom, right = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(bottom - top, 0) * max(right - left, 0)
+    area = lambda z: (z[2] - z[0]) * (z[3] - z[1])  # noqa: E731
+    return inter / (area(a) + area(b) - inter)
+
+
 def test_scenes_of_different_sizes_are_scored_each_at_its_own_size():
     small = _two_colour_scenes([[0, 1], [0, 1]]).take(1)
     large = tf.data.Dataset.from_tensor_slices(
@@ -106,6 +131,15 @@ def test_bad_windows_and_empty_scenes_are_refused():
         workflows.image_label_boxes(
             _colour_classifier(), scenes.take(0), 3, windows=WINDOWS
         )
+    with pytest.raises(ValueError, match="'selective_search'"):
+        workflows.image_label_boxes(
+            _colour_classifier(), scenes, 3, windows="edge_boxes"
+        )
+    with pytest.raises(ValueError, match="`num_proposals`"):
+        workflows.image_label_boxes(
+            _colour_classifier(), scenes, 3, windows="selective_search",
+            num_proposals=0,
+        )  # fmt: skip
 
 
 @pytest.mark.parametrize("label", [-1, 3, 7])
@@ -190,7 +224,10 @@ def test_region_batches_hold_regions_of_heldout_classes():
     assert np.isin(labels[heldout], HELDOUT_CLASSES[:2]).all()
 
 
-def test_finetune_trains_heldout_columns_against_background():
+@pytest.mark.parametrize(
+    "method", ["joint_image_regions", "joint_image_proposals"]
+)
+def test_finetune_trains_heldout_columns_against_background(method):
     b_scenes, a_scenes, classification = _inputs()
     classifier = tiny_classifier()
     before = [w.copy() for w in classifier.get_weights()]
@@ -199,7 +236,7 @@ def test_finetune_trains_heldout_columns_against_background():
         classifier,
         b_scenes,
         split,
-        method="joint_image_regions",
+        method=method,
         epochs=1,
         learning_rate=1e-2,
         batch_size=8,
