@@ -344,9 +344,9 @@ def finetune_detector(
         image_size: int. Side of the training scenes for `"shared"`.
             Defaults to `128`.
         image_label_scenes: TFDS-style detection scenes of which only the
-            labels are used (their boxes never are), for
-            the image-label methods (`IMAGE_LABEL_METHODS`); typically the scenes with objects of
-            A, boxes withheld.
+            labels are used (their boxes never are), for the image-label
+            methods (`IMAGE_LABEL_METHODS`); typically the scenes with
+            objects of A, boxes withheld.
         image_region_fraction: float in `(0, 1)`. Share of the region
             examples that come from `image_label_scenes`. Defaults to
             `0.25`.

@@ -8,9 +8,11 @@ own selective-search proposals), the one whose crop it scores highest for
 the label. Proposals fit objects far better than a fixed grid: on
 `silhouette_scenes` with a classifier at 34 % top-1, the chosen box hits
 (IoU >= 0.5) an object of the label for 38 % of the labels of A among 100
-selective-search proposals, against 14 % among 256 sliding windows. Those boxes then train the classes A without box labels as
-regions, against the background, like B's boxes do, which is what
-`method="joint_image_regions"` of `finetune_detector` does with them.
+selective-search proposals, against 14 % among 256 sliding windows.
+Those boxes then train the classes A without box labels as regions,
+against the background, like B's boxes do, which is what the methods
+`"joint_image_regions"` (sliding windows) and `"joint_image_proposals"`
+(proposals) of `finetune_detector` do with them.
 """
 
 import numpy as np
