@@ -82,6 +82,15 @@ def parse_args(argv=None):
         help="train nothing: rewrite the JSON's summaries and the figure "
         "from its runs",
     )
+    add(
+        "--merge-from",
+        nargs="+",
+        default=[],
+        metavar="JSON",
+        help="with --merge or --summarize-only: also add the runs of these "
+        "JSON files (written by runs that could not share one file, e.g. "
+        "two at once), as --merge adds a run's own",
+    )
     add("--quick", action="store_true", help="tiny config, one seed")
     args = parser.parse_args(argv)
     if args.quick:
@@ -182,6 +191,23 @@ def _previous(args, log):
             runs[regime] = old["runs"]
             accuracy[regime] = old["classifier_top1_values"]
             seeds[regime] = old["seeds"]
+    for other in args.merge_from if args.merge else ():
+        with open(other) as file:
+            previous = json.load(file)
+        args.previous_commands.append(previous["command"])
+        for regime, old in previous["regimes"].items():
+            trained = old.get("classifier_epochs", "unrecorded")
+            if runs[regime] and epochs.get(regime) != trained:
+                log.say(
+                    f"  {regime} of {other}: classifier trained {trained} "
+                    f"epochs, the runs here {epochs.get(regime)}: not merged"
+                )
+                continue
+            epochs.setdefault(regime, trained)
+            for seed, result, top1 in zip(
+                old["seeds"], old["runs"], old["classifier_top1_values"]
+            ):
+                _add_run(runs, accuracy, seeds, regime, seed, result, top1, log)
     return runs, accuracy, seeds, epochs
 
 
