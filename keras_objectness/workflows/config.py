@@ -46,8 +46,9 @@ class WorkflowConfig:
             role), else `"joint"` (see `for_source`).
         knn: neighbours in B for the `"lsda"` offsets, or `"all"`.
         image_label_scenes: scenes with a class of A whose image labels
-            `"joint_image_regions"` reads, at most (the classifier scores
-            256 windows of each).
+            `"joint_image_regions"` and `"joint_image_proposals"` read, at
+            most (the classifier scores 256 windows or 100 selective-search
+            proposals of each).
         finetune_epochs: epochs of detection fine-tuning.
         finetune_learning_rate: Adam rate of fine-tuning.
         frozen_layers: the first this many layers with weights of the
