@@ -301,8 +301,17 @@ def _write(args, runs, accuracy, seeds, epochs, log):
             "seeds": seeds[regime],
             **summary,
             "trained_map": trained["map_trained"],
-            "runs": results,
         }
+        if args.default_method in summary["ratios"]:
+            bar = ko.workflows.robustness.bar_checks(
+                summary, args.default_method
+            )
+            if REGIMES[regime][1] == "strong":
+                bar["classifier_top1_at_least_0.85"] = bool(
+                    np.mean(accuracy[regime]) >= 0.85
+                )
+            regimes[regime]["default_method_bar"] = bar
+        regimes[regime]["runs"] = results
     report = {
         "command": " ".join(
             ["python -m benchmarks.adaptation_robustness", *sys.argv[1:]]

@@ -218,6 +218,49 @@ def summarize_runs(runs, key="map_heldout"):
     return summary
 
 
+def bar_checks(summary, method, min_gap_closed=0.5, min_vs_oracle=0.75):
+    """Whether `method` meets a bar over a regime's seeds.
+
+    The bar of the robustness benchmark: on average over the seeds the
+    method closes at least `min_gap_closed` of the gap from the classifier
+    alone to the oracle, reaches at least `min_vs_oracle` of the oracle,
+    and is below the classifier alone in no seed. A seed without a gap
+    (the oracle no better than the classifier alone) has no gap closed
+    and does not count in its mean.
+
+    Args:
+        summary: a `summarize_runs` result.
+        method: the method checked.
+        min_gap_closed: float. Defaults to `0.5`.
+        min_vs_oracle: float. Defaults to `0.75`.
+
+    Returns:
+        dict with the method, the two means, a bool per condition and
+        `"meets_bar"` (all three).
+    """
+    if method not in summary["ratios"]:
+        raise ValueError(
+            "`method` must be a method of `summary`, one of "
+            f"{tuple(summary['ratios'])}. Received: method={method!r}"
+        )
+    ratios = summary["ratios"][method]
+    gap, share = ratios["gap_closed"]["mean"], ratios["vs_oracle"]["mean"]
+    checks = {
+        f"gap_closed_at_least_{min_gap_closed}": gap is not None
+        and gap >= min_gap_closed,
+        "never_below_baseline": summary["never_below_baseline"][method],
+        f"vs_oracle_at_least_{min_vs_oracle}": share is not None
+        and share >= min_vs_oracle,
+    }
+    return {
+        "method": method,
+        "gap_closed": gap,
+        "vs_oracle": share,
+        **checks,
+        "meets_bar": all(checks.values()),
+    }
+
+
 def _reference(run, name, detector, key):
     """The `detector`'s `key` that method `name` of `run` compares with."""
     same_run = (run.get(name, {}).get("same_run") or {}).get(detector, {})

@@ -2,6 +2,8 @@
 
 import math
 
+import pytest
+
 from keras_objectness.workflows import robustness
 
 
@@ -85,3 +87,43 @@ def test_no_gap_gives_nan_not_a_division_by_zero():
     ]
     summary = robustness.summarize_runs(runs)
     assert summary["ratios"]["joint"]["gap_closed"]["values"] == [None]
+
+
+def test_bar_checks_each_condition():
+    summary = robustness.summarize_runs(_runs())
+    # joint: gap closed 0.5 and 0.75, 15/20 and 19.5/22 (mean 0.82) of
+    # the oracle.
+    joint = robustness.bar_checks(summary, "joint")
+    assert joint["gap_closed"] == 0.625
+    assert joint["gap_closed_at_least_0.5"]
+    assert joint["never_below_baseline"]
+    assert joint["vs_oracle_at_least_0.75"]
+    assert joint["meets_bar"]
+    # lsda falls below the classifier alone: the bar fails on that alone.
+    lsda = robustness.bar_checks(summary, "lsda", min_gap_closed=-1.0)
+    assert lsda["gap_closed_at_least_-1.0"]
+    assert not lsda["never_below_baseline"]
+    assert not lsda["meets_bar"]
+    stricter = robustness.bar_checks(summary, "joint", min_vs_oracle=0.85)
+    assert not stricter["vs_oracle_at_least_0.85"]
+    assert not stricter["meets_bar"]
+
+
+def test_bar_checks_without_any_gap_fails_the_gap_condition():
+    runs = [
+        {
+            "no_adaptation": _result(10.0),
+            "oracle": _result(10.0),
+            "joint": _result(12.0),
+        }
+    ]
+    bar = robustness.bar_checks(robustness.summarize_runs(runs), "joint")
+    assert bar["gap_closed"] is None
+    assert not bar["gap_closed_at_least_0.5"]
+    assert not bar["meets_bar"]
+
+
+def test_bar_checks_of_an_unknown_method_names_the_argument():
+    summary = robustness.summarize_runs(_runs())
+    with pytest.raises(ValueError, match="`method` must be"):
+        robustness.bar_checks(summary, "magic")
