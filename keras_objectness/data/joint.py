@@ -233,15 +233,18 @@ def fixed_share_batches(
     `drop_remainder`), never fewer of `second`.
 
     Args:
-        first: `tf.data.Dataset` of unbatched `(image, label)` pairs.
-        second: the same, with images of the same shape and dtype.
+        first: `tf.data.Dataset` of unbatched `(image, label)` pairs, or of
+            any nested structure of tensors (e.g. `((image, regions),
+            labels, weights)` of whole images).
+        second: the same structure, with the same shapes and dtypes.
         batch_size: int. Examples per batch.
         second_count: int in `[1, batch_size)`. Examples of `second` per
             batch.
         drop_remainder: bool. Drop a last batch short of `first` examples.
 
     Returns:
-        `tf.data.Dataset` of `(images, labels)` batches.
+        `tf.data.Dataset` of `(images, labels)` batches (batches of the
+        given structure).
     """
     _checks.check_positive_int("batch_size", batch_size)
     if (
@@ -260,9 +263,8 @@ def fixed_share_batches(
             second.batch(second_count, drop_remainder=True),
         )
     ).map(
-        lambda first, second: (
-            tf.concat([first[0], second[0]], axis=0),
-            tf.concat([first[1], second[1]], axis=0),
+        lambda first, second: tf.nest.map_structure(
+            lambda a, b: tf.concat([a, b], axis=0), first, second
         ),
         num_parallel_calls=tf.data.AUTOTUNE,
     )

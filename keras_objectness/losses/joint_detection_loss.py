@@ -144,9 +144,12 @@ class JointDetectionLoss(keras.losses.Loss):
             to `None` (`keras.config.floatx()`).
 
     Call arguments:
-        y_true: integer labels `(batch,)` or `(batch, 1)`, encoded as above.
-        y_pred: float `(batch, num_classes + 1)`, background last.
-        sample_weight: optional float `(batch,)`.
+        y_true: integer labels `(batch,)` or `(batch, 1)`, encoded as above;
+            `(batch, regions)` with region outputs.
+        y_pred: float `(batch, num_classes + 1)`, background last, or
+            `(batch, regions, num_classes + 1)`: the regions of whole images
+            (`shared_feature_detector` training), each a row as above.
+        sample_weight: optional float `(batch,)` (or `(batch, regions)`).
 
     Returns:
         The reduced loss (a scalar with the default reduction).
@@ -242,21 +245,31 @@ class JointDetectionLoss(keras.losses.Loss):
     def call(self, y_true, y_pred):
         k = self.num_classes
         y_pred = ops.cast(y_pred, "float32")
-        if len(y_pred.shape) != 2 or y_pred.shape[-1] != k + 1:
+        if len(y_pred.shape) < 2 or y_pred.shape[-1] != k + 1:
             raise ValueError(
-                f"`y_pred` must have shape (batch, {k + 1}) (num_classes "
-                "plus the background). Received: y_pred with shape "
-                f"{tuple(y_pred.shape)}"
+                f"`y_pred` must have shape (batch, {k + 1}) or (batch, "
+                f"regions, {k + 1}) (num_classes plus the background). "
+                f"Received: y_pred with shape {tuple(y_pred.shape)}"
             )
         labels = ops.convert_to_tensor(y_true)
-        if len(labels.shape) == 2 and labels.shape[-1] == 1:
-            labels = labels[:, 0]
-        if len(labels.shape) != 1:
+        rows = len(y_pred.shape) - 1
+        if len(labels.shape) == rows + 1 and labels.shape[-1] == 1:
+            labels = ops.squeeze(labels, axis=-1)
+        if len(labels.shape) != rows:
             raise ValueError(
-                "`y_true` must hold one label per example, shape (batch,) "
-                f"or (batch, 1). Received: y_true with shape "
-                f"{tuple(labels.shape)}"
+                "`y_true` must hold one label per row of `y_pred`, shape "
+                f"{tuple(y_pred.shape[:-1])} or {tuple(y_pred.shape[:-1])} "
+                f"+ (1,). Received: y_true with shape {tuple(labels.shape)}"
             )
+        # Per region of whole images (Fast R-CNN batches): every row alike.
+        row_shape = ops.shape(labels)
+        losses = self._row_losses(
+            ops.reshape(labels, (-1,)), ops.reshape(y_pred, (-1, k + 1))
+        )
+        return ops.reshape(losses, row_shape)
+
+    def _row_losses(self, labels, y_pred):
+        k = self.num_classes
         if not keras.backend.is_int_dtype(labels.dtype):
             labels = ops.round(labels)
         labels = ops.cast(labels, "int32")

@@ -69,8 +69,8 @@ class WorkflowConfig:
         region_features: "per_crop" (every proposal cropped and run
             through the whole network, R-CNN) or "shared" (the trunk runs
             once per image and proposals are pooled from its maps, Fast
-            R-CNN; fine-tuned that way too; methods lsda, lsda_similarity
-            and none only). The baseline is always per crop.
+            R-CNN; fine-tuned that way too, the joint methods' image-labelled
+            examples as whole images). The baseline is always per crop.
         mixed_precision: compute dtype of new models: float32, or the
             bfloat16 / float16 mixed policies (variables, normalisation,
             softmaxes and boxes stay float32). Slower than float32 for the
@@ -170,21 +170,11 @@ class WorkflowConfig:
                 f"Received: method={self.method!r}"
             )
         from keras_objectness.workflows.finetuning import DETECTORS
-        from keras_objectness.workflows.finetuning import JOINT_METHODS
 
         if self.region_features not in DETECTORS:
             raise ValueError(
                 f"`region_features` must be one of {tuple(DETECTORS)}. "
                 f"Received: region_features={self.region_features!r}"
-            )
-        if self.region_features == "shared" and (
-            self.method in JOINT_METHODS or self.method == "auto"
-        ):
-            raise ValueError(
-                "`region_features='shared'` fine-tunes on whole images and "
-                "cannot mix in the image-labelled crops of "
-                f"`method={self.method!r}`: use method 'lsda', "
-                "'lsda_similarity' or 'none', or region_features='per_crop'."
             )
         if isinstance(self.knn, str) and self.knn.isdigit():
             self.knn = int(self.knn)

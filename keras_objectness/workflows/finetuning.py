@@ -226,7 +226,7 @@ def image_region_batches(
     Returns:
         `tf.data.Dataset` of `((uint8 images (b, S, S, 3), float32 regions
         (b, R, 4)), int32 labels (b, R), float32 weights (b, R))`; rows
-        that could not be drawn (label `-1`) have weight 0.
+        that could not be drawn have weight 0 (and the background label).
     """
     scenes = data.keras_cv_dataset(
         train_examples,
@@ -252,7 +252,9 @@ def image_region_batches(
             ignore=boxes["ignore"],
         )
         weights = tf.cast(labels >= 0, tf.float32)
-        labels = tf.maximum(labels, 0)
+        # The background is a valid label under every loss (a class
+        # could be one that `JointDetectionLoss` refuses as a region).
+        labels = tf.where(labels >= 0, labels, num_classes)
         return (example["images"], regions), labels, weights
 
     dataset = tf.data.Dataset.zip((scenes, seeds)).map(
@@ -370,11 +372,13 @@ def finetune_detector(
         tuple(range(num_classes)) if oracle else class_split.detection_classes
     )
     joint = method in JOINT_METHODS and not oracle
-    if joint and detector == "shared":
+    images_per_batch = max(1, batch_size // regions_per_image)
+    if joint and detector == "shared" and images_per_batch < 2:
         raise ValueError(
-            f"`method={method!r}` mixes image-labelled crops into region "
-            "batches and needs `detector='per_crop'`. Received: "
-            "detector='shared'"
+            f"`method={method!r}` with `detector='shared'` mixes whole "
+            "images of two kinds into each batch and needs `batch_size` >= "
+            f"2 * `regions_per_image`. Received: batch_size={batch_size}, "
+            f"regions_per_image={regions_per_image}"
         )
     image_regions = method in IMAGE_LABEL_METHODS and not oracle
     if image_regions:
@@ -417,7 +421,6 @@ def finetune_detector(
         trainable_layers=_trainable_after(classifier, frozen_layers),
     )
     if detector == "shared":
-        images_per_batch = max(1, batch_size // regions_per_image)
         batches = image_region_batches(
             train_examples,
             detection_classes,
@@ -441,7 +444,22 @@ def finetune_detector(
             flip=flip,
             seed=seed,
         )
-    if image_regions:
+    if image_regions and detector == "shared":
+        batches = _with_shared_image_label_regions(
+            batches,
+            classifier,
+            image_label_scenes,
+            num_classes,
+            image_size,
+            images_per_batch,
+            regions_per_image,
+            image_region_fraction,
+            flip,
+            seed,
+            verbose,
+            windows=IMAGE_LABEL_METHODS[method],
+        )
+    elif image_regions:
         batches = _with_image_label_regions(
             batches,
             classifier,
@@ -456,7 +474,19 @@ def finetune_detector(
             verbose,
             windows=IMAGE_LABEL_METHODS[method],
         )
-    if detector != "shared" and joint:
+    if detector == "shared" and joint:
+        batches = _with_shared_classification_images(
+            batches,
+            classification_examples,
+            num_classes,
+            image_size,
+            images_per_batch,
+            regions_per_image,
+            classification_fraction,
+            flip,
+            seed,
+        )
+    elif joint:
         images = data.classification_dataset(
             classification_examples,
             image_size=crop_size,
@@ -511,6 +541,106 @@ def finetune_detector(
     return network
 
 
+def _share(fraction, batch_size):
+    """Examples of a mixed-in stream per batch: a fixed, nonzero share."""
+    return min(batch_size - 1, max(1, round(fraction * batch_size)))
+
+
+def _with_shared_image_label_regions(
+    batches,
+    classifier,
+    scenes,
+    num_classes,
+    image_size,
+    images_per_batch,
+    regions_per_image,
+    fraction,
+    flip,
+    seed,
+    verbose,
+    windows=256,
+):
+    """Whole-image `batches` of B, a `fraction` of their images replaced
+    by image-labelled scenes with regions on the classifier's boxes.
+
+    As `_with_image_label_regions`, only positives train: a region of
+    such a scene that falls on none of the found boxes gets weight 0.
+    """
+    boxes, labels, _ = image_label_regions.image_label_boxes(
+        classifier, scenes, num_classes, windows=windows, verbose=verbose
+    )
+    labelled = image_region_batches(
+        image_label_regions.image_label_scenes(scenes, boxes, labels),
+        tuple(range(num_classes)),
+        num_classes,
+        image_size,
+        images_per_batch=images_per_batch,
+        regions_per_image=regions_per_image,
+        positive_fraction=1.0,
+        flip=flip,
+        seed=seed + 1,
+    ).unbatch()
+
+    def positives_only(inputs, region_labels, weights):
+        keep = tf.cast(region_labels < num_classes, weights.dtype)
+        return inputs, region_labels, weights * keep
+
+    labelled = labelled.map(positives_only).filter(
+        lambda inputs, region_labels, weights: tf.reduce_sum(weights) > 0
+    )
+    mixed = data.fixed_share_batches(
+        batches.unbatch(),
+        labelled.repeat(),
+        images_per_batch,
+        _share(fraction, images_per_batch),
+    )
+    return mixed.prefetch(tf.data.AUTOTUNE)
+
+
+def _with_shared_classification_images(
+    batches,
+    classification_examples,
+    num_classes,
+    image_size,
+    images_per_batch,
+    regions_per_image,
+    fraction,
+    flip,
+    seed,
+):
+    """Whole-image `batches` with a `fraction` of their images replaced by
+    image-labelled examples, each one region over the whole image with
+    its encoded classification label (`JointDetectionLoss`)."""
+    images = data.classification_dataset(
+        classification_examples,
+        image_size=image_size,
+        batch_size=images_per_batch,
+        num_classes=num_classes,
+        shuffle_buffer=2048,
+        augment=flip,
+        seed=seed,
+    ).unbatch()
+    whole_image = tf.constant([[0.0, 0.0, 1.0, 1.0]])
+
+    def as_regions(image, label):
+        regions = tf.tile(whole_image, (regions_per_image, 1))
+        # Only the first row trains: one example per image, as per crop.
+        weights = tf.one_hot(0, regions_per_image, dtype=tf.float32)
+        encoded = losses.encode_classification_labels(label, num_classes)
+        region_labels = tf.fill(
+            (regions_per_image,), tf.cast(encoded, tf.int32)
+        )
+        return (image, regions), region_labels, weights
+
+    mixed = data.fixed_share_batches(
+        batches.unbatch(),
+        images.map(as_regions).repeat(),
+        images_per_batch,
+        _share(fraction, images_per_batch),
+    )
+    return mixed.prefetch(tf.data.AUTOTUNE)
+
+
 def _with_image_label_regions(
     batches,
     classifier,
@@ -547,8 +677,10 @@ def _with_image_label_regions(
     labelled = labelled.filter(lambda crop, label: label < num_classes)
     # A fixed share per batch: the regions of B define the epoch, the
     # found boxes repeat.
-    labelled_count = min(batch_size - 1, max(1, round(fraction * batch_size)))
     mixed = data.fixed_share_batches(
-        batches.unbatch(), labelled.repeat(), batch_size, labelled_count
+        batches.unbatch(),
+        labelled.repeat(),
+        batch_size,
+        _share(fraction, batch_size),
     )
     return mixed.prefetch(tf.data.AUTOTUNE)

@@ -142,6 +142,25 @@ class TestJointDetectionLoss(TestCase):
         )
         self.assertAllClose(summed, (weights * per_example).sum(), atol=1e-4)
 
+    def test_regions_of_images_are_rows_alike(self):
+        # (images, regions, K + 1), as Fast R-CNN training gives: each
+        # region's loss is its row's, weights per region.
+        logits = _logits(len(LABELS), seed=5)
+        weights = np.array([1.0, 0.0, 2.0, 0.5, 0.0, 3.0], "float32")
+        per_example = _expected(logits, LABELS)
+        loss = JointDetectionLoss(K, B, from_logits=True, reduction=None)
+        per_region = loss(LABELS.reshape(2, 3), logits.reshape(2, 3, K + 1))
+        assert tuple(per_region.shape) == (2, 3)
+        self.assertAllClose(per_region, per_example.reshape(2, 3), atol=1e-5)
+        mean = JointDetectionLoss(K, B, from_logits=True)(
+            LABELS.reshape(2, 3, 1),
+            logits.reshape(2, 3, K + 1),
+            sample_weight=weights.reshape(2, 3),
+        )
+        self.assertAllClose(
+            mean, (weights * per_example).sum() / len(LABELS), atol=1e-5
+        )
+
     def test_mixed_batch_is_the_sum_of_its_parts(self):
         logits = _logits(len(LABELS), seed=4)
         loss = JointDetectionLoss(K, B, from_logits=True, reduction="sum")
@@ -400,7 +419,8 @@ class TestJointDetectionLoss(TestCase):
         loss = JointDetectionLoss(K, B)
         with pytest.raises(ValueError, match=r"`y_pred` must have shape"):
             loss(LABELS, np.zeros((len(LABELS), K), "float32"))
-        with pytest.raises(ValueError, match=r"`y_pred` must have shape"):
+        # Region outputs (batch, regions, K + 1) need one label per region.
+        with pytest.raises(ValueError, match="`y_true` must hold one label"):
             loss(LABELS, np.zeros((len(LABELS), 2, K + 1), "float32"))
         with pytest.raises(ValueError, match="`y_true` must hold one label"):
             loss(

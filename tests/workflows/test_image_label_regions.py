@@ -224,10 +224,74 @@ def test_region_batches_hold_regions_of_heldout_classes():
     assert np.isin(labels[heldout], HELDOUT_CLASSES[:2]).all()
 
 
+def _shared_batches(b_scenes):
+    return finetuning.image_region_batches(
+        b_scenes,
+        DETECTION_CLASSES,
+        NUM_CLASSES,
+        16,
+        images_per_batch=4,
+        regions_per_image=4,
+        flip=False,
+    )
+
+
+def test_shared_batches_hold_image_label_regions_of_positives_only():
+    b_scenes, a_scenes, _ = _inputs()
+    mixed = finetuning._with_shared_image_label_regions(
+        _shared_batches(b_scenes),
+        tiny_classifier(),
+        a_scenes,
+        NUM_CLASSES,
+        image_size=16,
+        images_per_batch=4,
+        regions_per_image=4,
+        fraction=0.5,
+        flip=False,
+        seed=0,
+        verbose=False,
+    )
+    for (images, regions), labels, weights in mixed:
+        assert images.shape[1:] == (16, 16, 3) and regions.shape[1:] == (4, 4)
+        labels, weights = labels.numpy(), weights.numpy()
+        # Two scenes of B, then two image-labelled scenes of A.
+        assert labels.shape == weights.shape == (4, 4)
+        assert np.isin(labels[:2], DETECTION_CLASSES + (NUM_CLASSES,)).all()
+        trained = labels[2:][weights[2:] > 0]
+        assert trained.size and np.isin(trained, HELDOUT_CLASSES[:2]).all()
+
+
+def test_shared_batches_hold_classification_images_as_one_region():
+    b_scenes, _, classification = _inputs()
+    mixed = finetuning._with_shared_classification_images(
+        _shared_batches(b_scenes),
+        classification,
+        NUM_CLASSES,
+        image_size=16,
+        images_per_batch=4,
+        regions_per_image=4,
+        fraction=0.25,
+        flip=False,
+        seed=0,
+    )
+    (images, regions), labels, weights = next(iter(mixed))
+    assert images.shape == (4, 16, 16, 3) and images.dtype == tf.uint8
+    # The last image: its whole frame, its encoded label, one row trained.
+    np.testing.assert_allclose(regions[-1], np.tile([[0, 0, 1, 1]], (4, 1)))
+    assert (labels.numpy()[-1] > NUM_CLASSES).all()
+    np.testing.assert_array_equal(weights.numpy()[-1], [1, 0, 0, 0])
+    assert (labels.numpy()[:-1] <= NUM_CLASSES).all()
+
+
 @pytest.mark.parametrize(
-    "method", ["joint_image_regions", "joint_image_proposals"]
+    "method, detector",
+    [
+        ("joint_image_regions", "per_crop"),
+        ("joint_image_proposals", "per_crop"),
+        ("joint_image_proposals", "shared"),
+    ],
 )
-def test_finetune_trains_heldout_columns_against_background(method):
+def test_finetune_trains_heldout_columns_against_background(method, detector):
     b_scenes, a_scenes, classification = _inputs()
     classifier = tiny_classifier()
     before = [w.copy() for w in classifier.get_weights()]
@@ -244,6 +308,8 @@ def test_finetune_trains_heldout_columns_against_background(method):
         classification_examples=classification,
         image_label_scenes=a_scenes,
         verbose=0,
+        detector=detector,
+        image_size=16,
     )
     head = find_background_head(network)
     kernel = keras.ops.convert_to_numpy(head.kernel)
@@ -252,6 +318,21 @@ def test_finetune_trains_heldout_columns_against_background(method):
     assert (moved[list(HELDOUT_CLASSES)] > 1e-6).all()
     for old, new in zip(before, classifier.get_weights()):
         np.testing.assert_array_equal(old, new)
+
+
+def test_shared_joint_finetune_needs_two_images_a_batch():
+    b_scenes, _, classification = _inputs()
+    with pytest.raises(ValueError, match="`batch_size` >= 2"):
+        workflows.finetune_detector(
+            tiny_classifier(),
+            b_scenes,
+            ClassSplit(NUM_CLASSES, DETECTION_CLASSES),
+            method="joint",
+            batch_size=4,
+            regions_per_image=4,
+            classification_examples=classification,
+            detector="shared",
+        )
 
 
 @pytest.mark.parametrize(

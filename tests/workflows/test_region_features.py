@@ -15,11 +15,9 @@ from tests.workflows.test_cli import data_dir  # noqa: F401  (fixture)
 def test_config_checks_region_features():
     assert workflows.WorkflowConfig().region_features == "per_crop"
     workflows.WorkflowConfig(region_features="shared", method="lsda")
+    workflows.WorkflowConfig(region_features="shared", method="joint")
     with pytest.raises(ValueError, match="region_features"):
         workflows.WorkflowConfig(region_features="pooled")
-    # Joint batches mix in image-labelled crops: not whole images.
-    with pytest.raises(ValueError, match="region_features='shared'"):
-        workflows.WorkflowConfig(region_features="shared", method="joint")
 
 
 def test_run_with_shared_features(data_dir, tmp_path):  # noqa: F811
@@ -43,7 +41,8 @@ def test_run_with_shared_features(data_dir, tmp_path):  # noqa: F811
     assert (tmp_path / "detector.keras").exists()
 
 
-def test_cli_refuses_shared_features_with_joint(data_dir, tmp_path, capsys):  # noqa: F811
+def test_run_with_shared_features_and_the_default_method(data_dir, tmp_path):  # noqa: F811
+    # The default (image-label) method's batches are whole images too.
     code = cli.main(
         [
             "run",
@@ -54,5 +53,8 @@ def test_cli_refuses_shared_features_with_joint(data_dir, tmp_path, capsys):  # 
             *FAST,
         ]
     )
-    assert code == cli.EXIT_USAGE
-    assert "region_features" in capsys.readouterr().err
+    assert code == cli.EXIT_OK
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["config"]["method"] == "joint_image_proposals"
+    for key in ("map_trained", "map_heldout"):
+        assert np.isfinite(results["adapted"][key])

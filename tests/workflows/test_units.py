@@ -78,8 +78,8 @@ def test_auto_method_reads_image_labels_where_the_data_has_such_scenes():
     assert config.method == "auto"
     with pytest.raises(ValueError, match="'auto'"):
         workflows.WorkflowConfig(method="magic")
-    with pytest.raises(ValueError, match="region_features='shared'"):
-        workflows.WorkflowConfig(region_features="shared")
+    # Every method fine-tunes through pooled features too.
+    assert workflows.WorkflowConfig(region_features="shared").method == "auto"
 
 
 # === object_crops ===
