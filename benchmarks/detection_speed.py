@@ -1,19 +1,21 @@
 """Per-crop (R-CNN) against shared-feature (Fast R-CNN) detection.
 
 One small AlexNet detector (a classifier trained on the image labels of
-all 20 classes of `silhouette_scenes`, fine-tuned with LSDA on B's boxes,
-trained once and kept under `--model-dir`) is scored on the test split
-(`test_mixed`) by both paths, side by side in one process: every proposal
-cropped and run through the whole network, or the trunk once per image
-and the proposals pooled from its conv features
+all 20 classes of `silhouette_scenes`, fine-tuned on B's boxes with
+`--method`, LSDA by default, trained once and kept under `--model-dir`)
+is scored on the test split (`test_mixed`) by both paths, side by side
+in one process: every proposal cropped and run through the whole
+network, or the trunk once per image and the proposals pooled from its
+conv features
 (`keras_objectness.models.shared_feature_detector`). For 100 and 1,000
 proposals per image: images per second of each (warm, same images) and
 held-out (A) / trained (B) mAP of each; the shared path at native scale
 and on an image pyramid; optionally (`--svd-rank`) the shared path with
 fc6 and fc7 factored by truncated SVD
 (`keras_objectness.models.truncated_svd_dense`, Fast R-CNN's speed-up of
-the per-region layers), and (`--finetune-shared`) a second detector
-fine-tuned through the pooled features.
+the per-region layers), and (`--finetune-shared`) the shared rows
+scored by a second detector fine-tuned through the pooled features (as
+Fast R-CNN is) instead of the per-crop one.
 
     python -m benchmarks.detection_speed --help
     python -m benchmarks.detection_speed --quick   # a smoke run
@@ -74,7 +76,14 @@ def parse_args(argv=None):
     add(
         "--finetune-shared",
         action="store_true",
-        help="also fine-tune a detector through the pooled features",
+        help="also fine-tune a detector through the pooled features; the "
+        "shared rows then score with it",
+    )
+    add(
+        "--method",
+        default="lsda",
+        choices=("auto", *finetuning.METHODS),
+        help="adaptation method of both fine-tunings (auto: the main job's)",
     )
     add("--quick", action="store_true", help="tiny smoke run")
     args = parser.parse_args(argv)
@@ -101,12 +110,16 @@ def main(argv=None):
             source, args.test_images, image_size=args.image_size
         )
     table["num_test_images"] = int(len(images))
-    variants = [("per_crop", network, None), ("shared", network, (1.0,))]
+    pooled = network
+    if args.finetune_shared:
+        with log.stage("shared-feature detector (cached)"):
+            pooled = _detector(args, source, split, "shared")
+    variants = [("per_crop", network, None), ("shared", pooled, (1.0,))]
     for rank in args.svd_rank:
         # fc6 and fc7 (the head is never factored), scored at native scale.
-        fast = ko.models.truncated_svd_dense(network, rank)
+        fast = ko.models.truncated_svd_dense(pooled, rank)
         variants.append((f"shared_svd{rank}", fast, (1.0,)))
-    variants.append(("shared_pyramid", network, tuple(args.pyramid)))
+    variants.append(("shared_pyramid", pooled, tuple(args.pyramid)))
     shared = [kind for kind, _, _ in variants[1:]]
     for count in args.proposals:
         with log.stage(f"{count} proposals"):
@@ -135,12 +148,6 @@ def main(argv=None):
             row[f"{kind}_heldout_map"] = result["map_heldout"]
             row[f"{kind}_trained_map"] = result["map_trained"]
             _write(args, out, table, log)
-        if args.finetune_shared:
-            shared_net = _detector(args, source, split, "shared")
-            found = _detect(shared_net, images, boxes, _options("shared"))
-            result = ko.workflows.evaluate_detections(found, truth, split)
-            row["shared_trained_shared_heldout_map"] = result["map_heldout"]
-            row["shared_trained_shared_trained_map"] = result["map_trained"]
         for kind in shared:
             for rate in ("", "steady_"):
                 key = f"{rate}images_per_second"
@@ -205,7 +212,9 @@ def _proposals(images, count):
 
 def _detector(args, source, split, detector):
     os.makedirs(args.model_dir, exist_ok=True)
-    path = os.path.join(args.model_dir, f"detector_{detector}.keras")
+    # Cached per method ("lsda" keeps the name of the earlier runs' file).
+    method = "" if args.method == "lsda" else f"{args.method}_"
+    path = os.path.join(args.model_dir, f"detector_{method}{detector}.keras")
     if os.path.exists(path):
         return keras.saving.load_model(path)
     classifier_path = os.path.join(args.model_dir, "classifier.keras")
@@ -227,11 +236,16 @@ def _detector(args, source, split, detector):
         )
         classifier.save(classifier_path)
     keras.utils.set_random_seed(args.seed)
-    extra = {"regions_per_image": 16} if detector == "shared" else {}
-    network = finetuning.finetune_detector(
-        classifier, source.load("detection_train"), split, method="lsda",
-        epochs=args.finetune_epochs, seed=args.seed, verbose=0,
-        detector=detector, **extra)  # fmt: skip
+    # The main job's fine-tuning, with this benchmark's method and epochs.
+    config = ko.workflows.WorkflowConfig(
+        method=args.method, finetune_epochs=args.finetune_epochs,
+        frozen_layers=0, seed=args.seed, verbose=0, region_features=detector,
+        regions_per_image=16 if detector == "shared" else 8,
+    )  # fmt: skip
+    network = ko.workflows.finetune_from_config(
+        classifier, source, split, config,
+        backup_dir=os.path.join(args.model_dir, f"backup_{detector}"),
+    )  # fmt: skip
     network.save(path)
     return network
 
