@@ -536,9 +536,7 @@ class RegionCache:
         return self._features[key]
 
     def detect(self, network, count=None):
-        count = (
-            len(self.images) if count is None else min(count, len(self.images))
-        )
+        count = len(self.images) if count is None else count
         per_image = self.proposals.shape[1]
         features = self.features(network)[: count * per_image]
         scores = top_scores(network, features)
@@ -723,10 +721,8 @@ def _format_row(name, result):
     )
 
 
-def gap_closed(baseline, adapted, oracle):
-    """How much of the way from `baseline` to `oracle` `adapted` goes."""
-    gap = oracle - baseline
-    return round((adapted - baseline) / gap, 3) if gap else float("nan")
+def _gap_closed(adapted, baseline, oracle):
+    return round(workflows.robustness.gap_closed(adapted, baseline, oracle), 3)
 
 
 def shape_checks(rows, split):
@@ -742,20 +738,20 @@ def shape_checks(rows, split):
     share = adapted / oracle if oracle else float("nan")
     ours = {
         name: {
-            "gap_closed": gap_closed(
-                baseline, rows[name][split]["map_heldout"], oracle
+            "gap_closed": _gap_closed(
+                result[split]["map_heldout"], baseline, oracle
             ),
             "over_oracle_heldout": round(
-                rows[name][split]["map_heldout"] / oracle, 3
+                result[split]["map_heldout"] / oracle, 3
             )
             if oracle
             else float("nan"),
         }
-        for name in rows
+        for name, result in rows.items()
         if name.startswith("Ours:")
     }
     return {
-        "adapted_gap_closed_heldout": gap_closed(baseline, adapted, oracle),
+        "adapted_gap_closed_heldout": _gap_closed(adapted, baseline, oracle),
         "ours": ours,
         "adapted_over_no_adaptation_heldout": round(gain, 3),
         "adapted_heldout_at_least_1.5x_no_adaptation": bool(gain >= 1.5),
@@ -764,7 +760,7 @@ def shape_checks(rows, split):
         "paper": {
             "adapted_over_no_adaptation_heldout": round(15.97 / 10.31, 3),
             "adapted_over_oracle_heldout": round(15.97 / 26.25, 3),
-            "adapted_gap_closed_heldout": gap_closed(10.31, 15.97, 26.25),
+            "adapted_gap_closed_heldout": _gap_closed(15.97, 10.31, 26.25),
         },
     }
 

@@ -541,9 +541,25 @@ def finetune_detector(
     return network
 
 
-def _share(fraction, batch_size):
-    """Examples of a mixed-in stream per batch: a fixed, nonzero share."""
-    return min(batch_size - 1, max(1, round(fraction * batch_size)))
+def _mix_in(batches, stream, batch_size, fraction):
+    """`batches` with a fixed, nonzero share of each made of `stream`.
+
+    The examples of `batches` define the epoch; `stream` repeats.
+    """
+    count = min(batch_size - 1, max(1, round(fraction * batch_size)))
+    mixed = data.fixed_share_batches(
+        batches.unbatch(), stream.repeat(), batch_size, count
+    )
+    return mixed.prefetch(tf.data.AUTOTUNE)
+
+
+def _found_box_scenes(classifier, scenes, num_classes, windows, verbose):
+    """`scenes` with their objects replaced by the classifier's boxes for
+    their image labels (their own boxes are never read)."""
+    boxes, labels, _ = image_label_regions.image_label_boxes(
+        classifier, scenes, num_classes, windows=windows, verbose=verbose
+    )
+    return image_label_regions.image_label_scenes(scenes, boxes, labels)
 
 
 def _with_shared_image_label_regions(
@@ -566,11 +582,8 @@ def _with_shared_image_label_regions(
     As `_with_image_label_regions`, only positives train: a region of
     such a scene that falls on none of the found boxes gets weight 0.
     """
-    boxes, labels, _ = image_label_regions.image_label_boxes(
-        classifier, scenes, num_classes, windows=windows, verbose=verbose
-    )
     labelled = image_region_batches(
-        image_label_regions.image_label_scenes(scenes, boxes, labels),
+        _found_box_scenes(classifier, scenes, num_classes, windows, verbose),
         tuple(range(num_classes)),
         num_classes,
         image_size,
@@ -588,13 +601,7 @@ def _with_shared_image_label_regions(
     labelled = labelled.map(positives_only).filter(
         lambda inputs, region_labels, weights: tf.reduce_sum(weights) > 0
     )
-    mixed = data.fixed_share_batches(
-        batches.unbatch(),
-        labelled.repeat(),
-        images_per_batch,
-        _share(fraction, images_per_batch),
-    )
-    return mixed.prefetch(tf.data.AUTOTUNE)
+    return _mix_in(batches, labelled, images_per_batch, fraction)
 
 
 def _with_shared_classification_images(
@@ -632,13 +639,7 @@ def _with_shared_classification_images(
         )
         return (image, regions), region_labels, weights
 
-    mixed = data.fixed_share_batches(
-        batches.unbatch(),
-        images.map(as_regions).repeat(),
-        images_per_batch,
-        _share(fraction, images_per_batch),
-    )
-    return mixed.prefetch(tf.data.AUTOTUNE)
+    return _mix_in(batches, images.map(as_regions), images_per_batch, fraction)
 
 
 def _with_image_label_regions(
@@ -657,13 +658,10 @@ def _with_image_label_regions(
 ):
     """`batches` of B's regions, a `fraction` of them replaced by regions
     on the classifier's boxes for the labels of `scenes`."""
-    boxes, labels, _ = image_label_regions.image_label_boxes(
-        classifier, scenes, num_classes, windows=windows, verbose=verbose
-    )
     # Positives only: a scene's other regions may hold objects that no
     # image label was placed on, so they are not trusted as background.
     labelled = data.region_dataset(
-        image_label_regions.image_label_scenes(scenes, boxes, labels),
+        _found_box_scenes(classifier, scenes, num_classes, windows, verbose),
         crop_size=crop_size,
         batch_size=batch_size,
         num_classes=num_classes,
@@ -675,12 +673,4 @@ def _with_image_label_regions(
         check_annotations=False,
     ).unbatch()
     labelled = labelled.filter(lambda crop, label: label < num_classes)
-    # A fixed share per batch: the regions of B define the epoch, the
-    # found boxes repeat.
-    mixed = data.fixed_share_batches(
-        batches.unbatch(),
-        labelled.repeat(),
-        batch_size,
-        _share(fraction, batch_size),
-    )
-    return mixed.prefetch(tf.data.AUTOTUNE)
+    return _mix_in(batches, labelled, batch_size, fraction)
