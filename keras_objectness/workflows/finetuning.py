@@ -420,91 +420,113 @@ def finetune_detector(
         mask_heldout_classes=not joint,
         trainable_layers=_trainable_after(classifier, frozen_layers),
     )
+    # Examples per batch that hold B's regions (or images) once the
+    # classification examples have their fixed share: the image-label
+    # regions take a fixed share of these, so both shares stay fixed.
     if detector == "shared":
-        batches = image_region_batches(
-            train_examples,
-            detection_classes,
-            num_classes,
-            image_size,
-            images_per_batch=images_per_batch,
-            regions_per_image=regions_per_image,
-            positive_fraction=positive_fraction,
-            flip=flip,
-            seed=seed,
-        )
+        region_slots = images_per_batch
+        if joint:
+            region_slots -= _share_count(
+                images_per_batch, classification_fraction
+            )
     else:
-        batches = region_batches(
-            train_examples,
-            detection_classes,
-            num_classes,
-            crop_size=crop_size,
-            batch_size=batch_size,
-            regions_per_image=regions_per_image,
-            positive_fraction=positive_fraction,
-            flip=flip,
-            seed=seed,
+        region_slots = batch_size
+        if joint:
+            # The count `data.joint_dataset` gives them.
+            region_slots -= int(round(classification_fraction * batch_size))
+    if image_regions and region_slots < 2:
+        raise ValueError(
+            f"`method={method!r}` mixes regions of two kinds into the "
+            "examples of each batch left by the classification examples, "
+            "and needs at least 2 of them. Received: "
+            f"batch_size={batch_size}, regions_per_image={regions_per_image}"
+            f", classification_fraction={classification_fraction}"
         )
-    if image_regions and detector == "shared":
-        batches = _with_shared_image_label_regions(
-            batches,
-            classifier,
-            image_label_scenes,
-            num_classes,
-            image_size,
-            images_per_batch,
-            regions_per_image,
-            image_region_fraction,
-            flip,
-            seed,
-            verbose,
-            windows=IMAGE_LABEL_METHODS[method],
-        )
-    elif image_regions:
-        batches = _with_image_label_regions(
-            batches,
-            classifier,
-            image_label_scenes,
-            num_classes,
-            crop_size,
-            batch_size,
-            regions_per_image,
-            image_region_fraction,
-            flip,
-            seed,
-            verbose,
-            windows=IMAGE_LABEL_METHODS[method],
-        )
-    if detector == "shared" and joint:
-        batches = _with_shared_classification_images(
-            batches,
-            classification_examples,
-            num_classes,
-            image_size,
-            images_per_batch,
-            regions_per_image,
-            classification_fraction,
-            flip,
-            seed,
-        )
-    elif joint:
-        images = data.classification_dataset(
-            classification_examples,
-            image_size=crop_size,
-            batch_size=batch_size,
-            num_classes=num_classes,
-            shuffle_buffer=2048,
-            augment=flip,
-            seed=seed,
-        )
-        batches = data.joint_dataset(
-            batches,
-            images,
-            num_classes,
-            batch_size,
-            classification_fraction=classification_fraction,
-            detection_classes=None if image_regions else detection_classes,
-            seed=seed,
-        )
+
+    def training_batches(found_scenes):
+        """The batches of one round; `found_scenes` carry the picked boxes
+        of the image labels (`None` without image-label methods)."""
+        if detector == "shared":
+            batches = image_region_batches(
+                train_examples,
+                detection_classes,
+                num_classes,
+                image_size,
+                images_per_batch=images_per_batch,
+                regions_per_image=regions_per_image,
+                positive_fraction=positive_fraction,
+                flip=flip,
+                seed=seed,
+            )
+        else:
+            batches = region_batches(
+                train_examples,
+                detection_classes,
+                num_classes,
+                crop_size=crop_size,
+                batch_size=batch_size,
+                regions_per_image=regions_per_image,
+                positive_fraction=positive_fraction,
+                flip=flip,
+                seed=seed,
+            )
+        if image_regions and detector == "shared":
+            batches = _with_shared_image_label_regions(
+                batches,
+                found_scenes,
+                num_classes,
+                image_size,
+                region_slots,
+                regions_per_image,
+                image_region_fraction,
+                flip,
+                seed,
+            )
+        elif image_regions:
+            batches = _with_image_label_regions(
+                batches,
+                found_scenes,
+                num_classes,
+                crop_size,
+                region_slots,
+                regions_per_image,
+                image_region_fraction,
+                flip,
+                seed,
+            )
+        if detector == "shared" and joint:
+            return _with_shared_classification_images(
+                batches,
+                classification_examples,
+                num_classes,
+                image_size,
+                images_per_batch,
+                regions_per_image,
+                classification_fraction,
+                flip,
+                seed,
+            )
+        if joint:
+            images = data.classification_dataset(
+                classification_examples,
+                image_size=crop_size,
+                batch_size=batch_size,
+                num_classes=num_classes,
+                shuffle_buffer=2048,
+                augment=flip,
+                seed=seed,
+            )
+            return data.joint_dataset(
+                batches,
+                images,
+                num_classes,
+                batch_size,
+                classification_fraction=classification_fraction,
+                detection_classes=None if image_regions else detection_classes,
+                seed=seed,
+            )
+        return batches
+
     head = find_background_head(network)
     if oracle:
         fit_callbacks = []
@@ -529,9 +551,18 @@ def finetune_detector(
             trained = shared_training_model(
                 network, image_size, regions_per_image
             )
+    found_scenes = None
+    if image_regions:
+        found_scenes = _found_box_scenes(
+            classifier,
+            image_label_scenes,
+            num_classes,
+            IMAGE_LABEL_METHODS[method],
+            verbose,
+        )
     training.resumable_fit(
         trained,
-        batches,
+        training_batches(found_scenes),
         epochs=epochs,
         callbacks=fit_callbacks,
         backup_dir=backup_dir,
@@ -541,12 +572,17 @@ def finetune_detector(
     return network
 
 
+def _share_count(batch_size, fraction):
+    """Examples of a stream mixed into each batch by `_mix_in`."""
+    return min(batch_size - 1, max(1, round(fraction * batch_size)))
+
+
 def _mix_in(batches, stream, batch_size, fraction):
     """`batches` with a fixed, nonzero share of each made of `stream`.
 
     The examples of `batches` define the epoch; `stream` repeats.
     """
-    count = min(batch_size - 1, max(1, round(fraction * batch_size)))
+    count = _share_count(batch_size, fraction)
     mixed = data.fixed_share_batches(
         batches.unbatch(), stream.repeat(), batch_size, count
     )
@@ -564,8 +600,7 @@ def _found_box_scenes(classifier, scenes, num_classes, windows, verbose):
 
 def _with_shared_image_label_regions(
     batches,
-    classifier,
-    scenes,
+    found_scenes,
     num_classes,
     image_size,
     images_per_batch,
@@ -573,17 +608,16 @@ def _with_shared_image_label_regions(
     fraction,
     flip,
     seed,
-    verbose,
-    windows=256,
 ):
     """Whole-image `batches` of B, a `fraction` of their images replaced
-    by image-labelled scenes with regions on the classifier's boxes.
+    by image-labelled scenes with regions on their found boxes
+    (`_found_box_scenes`).
 
     As `_with_image_label_regions`, only positives train: a region of
     such a scene that falls on none of the found boxes gets weight 0.
     """
     labelled = image_region_batches(
-        _found_box_scenes(classifier, scenes, num_classes, windows, verbose),
+        found_scenes,
         tuple(range(num_classes)),
         num_classes,
         image_size,
@@ -644,8 +678,7 @@ def _with_shared_classification_images(
 
 def _with_image_label_regions(
     batches,
-    classifier,
-    scenes,
+    found_scenes,
     num_classes,
     crop_size,
     batch_size,
@@ -653,15 +686,13 @@ def _with_image_label_regions(
     fraction,
     flip,
     seed,
-    verbose,
-    windows=256,
 ):
     """`batches` of B's regions, a `fraction` of them replaced by regions
-    on the classifier's boxes for the labels of `scenes`."""
+    on the found boxes of the image labels (`_found_box_scenes`)."""
     # Positives only: a scene's other regions may hold objects that no
     # image label was placed on, so they are not trusted as background.
     labelled = data.region_dataset(
-        _found_box_scenes(classifier, scenes, num_classes, windows, verbose),
+        found_scenes,
         crop_size=crop_size,
         batch_size=batch_size,
         num_classes=num_classes,

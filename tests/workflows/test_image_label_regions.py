@@ -197,6 +197,12 @@ def _inputs():
     return b_scenes, a_scenes, classification
 
 
+def _found(scenes):
+    return finetuning._found_box_scenes(
+        tiny_classifier(), scenes, NUM_CLASSES, 256, verbose=False
+    )
+
+
 def test_region_batches_hold_regions_of_heldout_classes():
     b_scenes, a_scenes, _ = _inputs()
     batches = finetuning.region_batches(
@@ -204,8 +210,7 @@ def test_region_batches_hold_regions_of_heldout_classes():
     )
     mixed = finetuning._with_image_label_regions(
         batches,
-        tiny_classifier(),
-        a_scenes,
+        _found(a_scenes),
         NUM_CLASSES,
         crop_size=8,
         batch_size=8,
@@ -213,7 +218,6 @@ def test_region_batches_hold_regions_of_heldout_classes():
         fraction=0.5,
         flip=False,
         seed=0,
-        verbose=False,
     )
     labels = np.concatenate([y.numpy() for _, y in mixed])
     heldout = np.isin(labels, HELDOUT_CLASSES)
@@ -240,8 +244,7 @@ def test_shared_batches_hold_image_label_regions_of_positives_only():
     b_scenes, a_scenes, _ = _inputs()
     mixed = finetuning._with_shared_image_label_regions(
         _shared_batches(b_scenes),
-        tiny_classifier(),
-        a_scenes,
+        _found(a_scenes),
         NUM_CLASSES,
         image_size=16,
         images_per_batch=4,
@@ -249,7 +252,6 @@ def test_shared_batches_hold_image_label_regions_of_positives_only():
         fraction=0.5,
         flip=False,
         seed=0,
-        verbose=False,
     )
     for (images, regions), labels, weights in mixed:
         assert images.shape[1:] == (16, 16, 3) and regions.shape[1:] == (4, 4)
@@ -303,7 +305,8 @@ def test_finetune_trains_heldout_columns_against_background(method, detector):
         method=method,
         epochs=1,
         learning_rate=1e-2,
-        batch_size=8,
+        # Shared: 3 images a batch, one of them a classification image.
+        batch_size=12 if detector == "shared" else 8,
         regions_per_image=4,
         classification_examples=classification,
         image_label_scenes=a_scenes,
@@ -318,6 +321,84 @@ def test_finetune_trains_heldout_columns_against_background(method, detector):
     assert (moved[list(HELDOUT_CLASSES)] > 1e-6).all()
     for old, new in zip(before, classifier.get_weights()):
         np.testing.assert_array_equal(old, new)
+
+
+@pytest.mark.parametrize("detector", ["per_crop", "shared"])
+def test_every_batch_holds_fixed_shares_of_both_image_label_kinds(
+    detector, monkeypatch
+):
+    # Image-label regions are mixed into B's regions, classification
+    # examples into the result: each kind must keep its count in every
+    # batch, not only on average.
+    b_scenes, a_scenes, classification = _inputs()
+    b_scenes = b_scenes.repeat(4)
+    captured = {}
+
+    def capture(model, batches, **kwargs):
+        captured["batches"] = batches
+
+    monkeypatch.setattr(finetuning.training, "resumable_fit", capture)
+    workflows.finetune_detector(
+        tiny_classifier(),
+        b_scenes,
+        ClassSplit(NUM_CLASSES, DETECTION_CLASSES),
+        method="joint_image_regions",
+        batch_size=16 if detector == "shared" else 8,
+        regions_per_image=4,
+        classification_fraction=0.25,
+        image_region_fraction=0.5,
+        classification_examples=classification,
+        image_label_scenes=a_scenes,
+        verbose=0,
+        detector=detector,
+        image_size=16,
+    )
+    counts = []
+    for batch in captured["batches"]:
+        labels = batch[1].numpy()
+        if detector == "shared":
+            # One row per image says its kind (an image-labelled scene's
+            # rows off its found boxes keep a background label).
+            weights = batch[2].numpy()
+            kinds = [
+                "classification"
+                if (row > NUM_CLASSES).all()
+                else "image_label"
+                if np.isin(row[w > 0], HELDOUT_CLASSES).any()
+                else "b"
+                for row, w in zip(labels, weights)
+            ]
+            counts.append(
+                (kinds.count("image_label"), kinds.count("classification"))
+            )
+        else:
+            counts.append(
+                (
+                    int(np.isin(labels, HELDOUT_CLASSES).sum()),
+                    int((labels > NUM_CLASSES).sum()),
+                )
+            )
+    assert len(counts) > 2
+    # Per crop: 8 = 2 classification + 6 regions, 3 of them image-label;
+    # shared: 4 images = 1 classification + 3, 2 of them image-label.
+    expected = (2, 1) if detector == "shared" else (3, 2)
+    assert set(counts) == {expected}
+
+
+def test_shared_image_label_finetune_needs_two_region_images_a_batch():
+    b_scenes, a_scenes, classification = _inputs()
+    with pytest.raises(ValueError, match="at least 2"):
+        workflows.finetune_detector(
+            tiny_classifier(),
+            b_scenes,
+            ClassSplit(NUM_CLASSES, DETECTION_CLASSES),
+            method="joint_image_regions",
+            batch_size=8,
+            regions_per_image=4,
+            classification_examples=classification,
+            image_label_scenes=a_scenes,
+            detector="shared",
+        )
 
 
 def test_shared_joint_finetune_needs_two_images_a_batch():
