@@ -48,6 +48,7 @@ METHODS = (
     "joint_background",
     "joint_image_regions",
     "joint_image_proposals",
+    "joint_image_refined",
 )
 
 

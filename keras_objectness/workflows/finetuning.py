@@ -37,9 +37,19 @@ held-out classes A, which have no boxes:
   label chosen among the scene's own selective-search proposals instead
   of fixed sliding windows (proposals fit objects: the chosen box lands on
   an object of its label far more often, see `image_label_boxes`).
+- `"joint_image_refined"`: `"joint_image_proposals"` in two rounds. The
+  first round's detector picks each label's box again, its score for the
+  label now against the background it learned on B's boxes (an
+  objectness the classifier never had; with a weak classifier the picks
+  hit an object of their label more often), and a second fine-tune from
+  the classifier trains on those boxes. Twice the training.
 """
 
+import io
+import os
+
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_objectness import callbacks as callbacks_lib
@@ -66,13 +76,20 @@ METHODS = {
     "at the classifier's best box for each label, trained as detections",
     "joint_image_proposals": "as joint_image_regions, each label's box "
     "chosen among the scene's selective-search proposals",
+    "joint_image_refined": "as joint_image_proposals twice: the second "
+    "fine-tune (again from the classifier) trains on the boxes the first "
+    "one's detector picks",
 }
 # Methods that place image labels on boxes, and the candidate boxes they
 # choose from (`image_label_boxes`' `windows`).
 IMAGE_LABEL_METHODS = {
     "joint_image_regions": 256,
     "joint_image_proposals": "selective_search",
+    "joint_image_refined": "selective_search",
 }
+# Image-label methods that fine-tune more than once, each round on the
+# boxes picked by the previous round's detector.
+IMAGE_LABEL_ROUNDS = {"joint_image_refined": 2}
 JOINT_METHODS = ("joint", "joint_background", *IMAGE_LABEL_METHODS)
 DETECTORS = {
     "per_crop": "R-CNN: every region cropped and run through the whole network",
@@ -406,20 +423,6 @@ def finetune_detector(
             classification_weight=classification_weight,
             classification_against_background=method == "joint_background",
         )
-    network = detection_network_copy(
-        classifier,
-        # Names travel with the head, so a saved detector reports them.
-        ClassSplit(
-            num_classes,
-            detection_classes,
-            class_names=getattr(class_split, "class_names", None),
-        ),
-        learning_rate=learning_rate,
-        strategy=strategy,
-        loss=loss,
-        mask_heldout_classes=not joint,
-        trainable_layers=_trainable_after(classifier, frozen_layers),
-    )
     # Examples per batch that hold B's regions (or images) once the
     # classification examples have their fixed share: the image-label
     # regions take a fixed share of these, so both shares stay fixed.
@@ -527,49 +530,133 @@ def finetune_detector(
             )
         return batches
 
-    head = find_background_head(network)
-    if oracle:
-        fit_callbacks = []
-        head.take_snapshot()
-    elif method in ("lsda", "lsda_similarity"):
-        weighting = "similarity" if method == "lsda_similarity" else "uniform"
-        fit_callbacks = [
-            callbacks_lib.DetectorAdapter(knn=knn, weighting=weighting)
-        ]
-    elif joint:
-        # A's columns learned with the features: nothing to move. The
-        # snapshot keeps W^c for `adapt_classifier` all the same.
-        fit_callbacks = []
-        head.take_snapshot()
-    else:
-        fit_callbacks = [
-            callbacks_lib.DetectorAdapter(adapt_output_layer=False)
-        ]
-    trained = network
-    if detector == "shared":
-        with (strategy or tf.distribute.get_strategy()).scope():
-            trained = shared_training_model(
-                network, image_size, regions_per_image
-            )
-    found_scenes = None
-    if image_regions:
-        found_scenes = _found_box_scenes(
+    def fit_round(found_scenes, round_backup_dir):
+        """A fresh copy of the classifier, fine-tuned on one round's data."""
+        network = detection_network_copy(
             classifier,
-            image_label_scenes,
-            num_classes,
-            IMAGE_LABEL_METHODS[method],
-            verbose,
+            # Names travel with the head, so a saved detector reports them.
+            ClassSplit(
+                num_classes,
+                detection_classes,
+                class_names=getattr(class_split, "class_names", None),
+            ),
+            learning_rate=learning_rate,
+            strategy=strategy,
+            loss=loss,
+            mask_heldout_classes=not joint,
+            trainable_layers=_trainable_after(classifier, frozen_layers),
         )
-    training.resumable_fit(
-        trained,
-        training_batches(found_scenes),
-        epochs=epochs,
-        callbacks=fit_callbacks,
-        backup_dir=backup_dir,
-        save_freq=save_freq if backup_dir is not None else "epoch",
-        verbose=progress.keras_verbosity(verbose),
-    )
+        head = find_background_head(network)
+        if oracle:
+            fit_callbacks = []
+            head.take_snapshot()
+        elif method in ("lsda", "lsda_similarity"):
+            weighting = (
+                "similarity" if method == "lsda_similarity" else "uniform"
+            )
+            fit_callbacks = [
+                callbacks_lib.DetectorAdapter(knn=knn, weighting=weighting)
+            ]
+        elif joint:
+            # A's columns learned with the features: nothing to move. The
+            # snapshot keeps W^c for `adapt_classifier` all the same.
+            fit_callbacks = []
+            head.take_snapshot()
+        else:
+            fit_callbacks = [
+                callbacks_lib.DetectorAdapter(adapt_output_layer=False)
+            ]
+        trained = network
+        if detector == "shared":
+            with (strategy or tf.distribute.get_strategy()).scope():
+                trained = shared_training_model(
+                    network, image_size, regions_per_image
+                )
+        training.resumable_fit(
+            trained,
+            training_batches(found_scenes),
+            epochs=epochs,
+            callbacks=fit_callbacks,
+            backup_dir=round_backup_dir,
+            save_freq=save_freq if round_backup_dir is not None else "epoch",
+            verbose=progress.keras_verbosity(verbose),
+        )
+        return network
+
+    if not image_regions:
+        return fit_round(None, backup_dir)
+    candidates = IMAGE_LABEL_METHODS[method]
+    if candidates == "selective_search":
+        # Computed once: every round picks among the same proposals.
+        candidates = image_label_regions.scene_proposals(
+            image_label_scenes, verbose=verbose
+        )
+
+    def pick(picker):
+        boxes, labels, _ = image_label_regions.image_label_boxes(
+            picker, image_label_scenes, num_classes, candidates, verbose=verbose
+        )
+        return boxes, labels
+
+    rounds = IMAGE_LABEL_ROUNDS.get(method, 1)
+    first_round, picks = 0, None
+    if backup_dir is not None and rounds > 1:
+        first_round, picks = _saved_picks(backup_dir, rounds, strategy)
+    for round_index in range(first_round, rounds):
+        if picks is None:
+            picks = pick(classifier)
+        round_backup_dir = backup_dir
+        if backup_dir is not None and rounds > 1:
+            round_backup_dir = os.path.join(
+                backup_dir, f"round-{round_index + 1}"
+            )
+        network = fit_round(
+            image_label_regions.image_label_scenes(image_label_scenes, *picks),
+            round_backup_dir,
+        )
+        if round_index + 1 < rounds:
+            # The next round picks with the detector just trained: its
+            # score for a label competes with the background it learned
+            # from B's boxes, which the classifier never saw.
+            picks = pick(network)
+            if backup_dir is not None:
+                _save_picks(backup_dir, round_index + 2, picks, strategy)
+    if backup_dir is not None and rounds > 1:
+        # Finished: a later call starts afresh, as `resumable_fit` does.
+        for round_number in range(2, rounds + 1):
+            path = _picks_path(backup_dir, round_number, strategy)
+            if tf.io.gfile.exists(path):
+                tf.io.gfile.remove(path)
     return network
+
+
+def _picks_path(backup_dir, round_number, strategy):
+    # One file per worker: each writes its own, none reads another's.
+    worker = training.worker_id(strategy)
+    return os.path.join(
+        backup_dir, f"worker-{worker}", f"round-{round_number}-boxes.npz"
+    )
+
+
+def _save_picks(backup_dir, round_number, picks, strategy):
+    path = _picks_path(backup_dir, round_number, strategy)
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    buffer = io.BytesIO()
+    np.savez(buffer, boxes=picks[0], labels=picks[1])
+    with tf.io.gfile.GFile(path, "wb") as file:
+        file.write(buffer.getvalue())
+
+
+def _saved_picks(backup_dir, rounds, strategy):
+    """`(first round to train, its boxes or None)` after an interruption:
+    a finished round left the boxes the next one trains on."""
+    for round_number in range(rounds, 1, -1):
+        path = _picks_path(backup_dir, round_number, strategy)
+        if tf.io.gfile.exists(path):
+            with tf.io.gfile.GFile(path, "rb") as file:
+                saved = np.load(io.BytesIO(file.read()))
+                return round_number - 1, (saved["boxes"], saved["labels"])
+    return 0, None
 
 
 def _share_count(batch_size, fraction):

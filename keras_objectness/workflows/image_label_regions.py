@@ -39,16 +39,20 @@ def image_label_boxes(
 
     Args:
         classifier: a K-class classifier from square crops to softmax
-            probabilities (the one fine-tuning starts from).
+            probabilities (the one fine-tuning starts from), or a
+            detection network with `K + 1` outputs, background last (its
+            probability of a label then competes with the background).
         scenes: `tf.data.Dataset` of TFDS detection examples, in a fixed
             order. Only their labels are read (`objects/label`); their
             boxes are never used.
         num_classes: int. `K`.
         windows: the candidate boxes: an int (that many of
             `keras_objectness.workflows.sliding_windows`), float32 `(W, 4)`
-            relative yxyx boxes shared by every scene, or
+            relative yxyx boxes shared by every scene,
             `"selective_search"` (each scene's own `num_proposals`
-            selective-search proposals). Defaults to `256`.
+            selective-search proposals), or a list with each scene's own
+            `(W_i, 4)` boxes (e.g. from `scene_proposals`, to score the
+            same proposals with several models).
         num_proposals: int. Proposals per scene for
             `windows="selective_search"`. Defaults to `100`.
         context_padding: float. Context around each crop, as in training.
@@ -62,14 +66,19 @@ def image_label_boxes(
         `(N, max_labels)` and float32 `(N, max_labels)` (the classifier's
         probability of the label at the chosen box), padded with `-1`.
     """
-    per_scene = isinstance(windows, str)
-    if per_scene:
+    per_scene = None
+    if isinstance(windows, str):
         if windows != "selective_search":
             raise ValueError(
-                "`windows` must be an int, `(W, 4)` boxes or "
-                f"'selective_search'. Received: windows={windows!r}"
+                "`windows` must be an int, `(W, 4)` boxes, a list of each "
+                f"scene's boxes or 'selective_search'. Received: "
+                f"windows={windows!r}"
             )
         _checks.check_positive_int("num_proposals", num_proposals)
+    elif isinstance(windows, (list, tuple)):
+        per_scene = [
+            _scene_windows(index, w) for index, w in enumerate(windows)
+        ]
     else:
         windows = _fixed_windows(windows)
     if not _checks.is_integer(num_classes):
@@ -77,10 +86,11 @@ def image_label_boxes(
             f"`num_classes` must be an int. Received: {num_classes!r}"
         )
     outputs = classifier.outputs[0].shape[-1]
-    if outputs is not None and int(num_classes) != outputs:
+    if outputs is not None and outputs not in (num_classes, num_classes + 1):
         raise ValueError(
             f"`num_classes` ({num_classes}) must equal the classifier's "
-            f"output size ({outputs})."
+            f"output size ({outputs}), or that size minus the background "
+            "of a detection network."
         )
     crop_size = int(classifier.inputs[0].shape[1])
     boxes, labels, scores = [], [], []
@@ -88,13 +98,17 @@ def image_label_boxes(
     bar = progress.progress_bar(max(int(scenes.cardinality()), 0), verbose)
     chunk = []
 
+    def _candidates_of(index, image):
+        if per_scene is not None:
+            return per_scene[index]
+        if isinstance(windows, str):
+            return _scene_candidates(image, num_proposals)
+        return windows
+
     def flush():
         # One image at a time: scenes may differ in size, and so may their
         # candidates.
-        candidates = [
-            _scene_candidates(image, num_proposals) if per_scene else windows
-            for image, _ in chunk
-        ]
+        candidates = [_candidates_of(index, image) for index, image, _ in chunk]
         crops = tf.concat(
             [
                 data.crop_regions(
@@ -103,13 +117,13 @@ def image_label_boxes(
                     crop_size,
                     context_padding,
                 )[0]
-                for (image, _), boxes_of_scene in zip(chunk, candidates)
+                for (_, image, _), boxes_of_scene in zip(chunk, candidates)
             ],
             axis=0,
         )
         probabilities = classifier.predict(crops, batch_size=256, verbose=0)
         offsets = np.cumsum([0] + [len(c) for c in candidates])
-        for index, (_, scene_labels) in enumerate(chunk):
+        for index, (_, _, scene_labels) in enumerate(chunk):
             scene = probabilities[offsets[index] : offsets[index + 1]]
             found = np.full((max_labels, 4), -1.0, "float32")
             ids = np.full((max_labels,), -1, "int32")
@@ -137,14 +151,57 @@ def image_label_boxes(
                 f"`scenes` labels must lie in [0, {num_classes}). Scene "
                 f"{index} has labels {outside.tolist()}."
             )
-        chunk.append((example["image"], scene_labels.astype("int32")))
+        if per_scene is not None and index >= len(per_scene):
+            raise ValueError(
+                f"`windows` must hold the boxes of every scene. Received: "
+                f"{len(per_scene)} lists of boxes for more scenes."
+            )
+        chunk.append((index, example["image"], scene_labels.astype("int32")))
         if len(chunk) == scenes_per_chunk:
             flush()
     if chunk:
         flush()
     if not boxes:
         raise ValueError("`scenes` must hold at least one scene.")
+    if per_scene is not None and len(per_scene) != len(boxes):
+        raise ValueError(
+            f"`windows` must hold the boxes of every scene. Received: "
+            f"{len(per_scene)} lists of boxes for {len(boxes)} scenes."
+        )
     return np.stack(boxes), np.stack(labels), np.stack(scores)
+
+
+def scene_proposals(scenes, num_proposals=100, verbose=False):
+    """Each scene's own selective-search proposals, for `image_label_boxes`.
+
+    Args:
+        scenes: `tf.data.Dataset` of TFDS detection examples.
+        num_proposals: int. Proposals per scene. Defaults to `100`.
+        verbose: bool. Progress bar.
+
+    Returns:
+        A list with one float32 `(W_i, 4)` array of relative yxyx boxes
+        per scene (the whole image where a scene yields none).
+    """
+    _checks.check_positive_int("num_proposals", num_proposals)
+    bar = progress.progress_bar(max(int(scenes.cardinality()), 0), verbose)
+    found = []
+    for example in scenes:
+        found.append(_scene_candidates(example["image"], num_proposals))
+        if bar:
+            bar.add(1)
+    return found
+
+
+def _scene_windows(index, windows):
+    boxes = np.asarray(windows, "float32")
+    if boxes.ndim != 2 or boxes.shape[-1] != 4 or not len(boxes):
+        raise ValueError(
+            "A list of `windows` must hold each scene's relative yxyx boxes "
+            f"of shape (W, 4), W >= 1. Received: shape {boxes.shape} for "
+            f"scene {index}"
+        )
+    return boxes
 
 
 def _fixed_windows(windows):

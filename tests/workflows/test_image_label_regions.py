@@ -437,3 +437,172 @@ def test_finetune_refuses_missing_or_bad_image_label_arguments(kwargs, match):
             classification_examples=classification,
             **kwargs,
         )
+
+
+def _red_scoring_models():
+    """A classifier whose label 0 grows with a crop's red, and a detection
+    network with its columns and a background that grows faster."""
+    crops = keras.Input((8, 8, 3))
+    red = keras.layers.GlobalAveragePooling2D()(crops)
+    logits = keras.layers.Dense(
+        4,
+        use_bias=False,
+        kernel_initializer=keras.initializers.Constant(
+            [[0.01, 0, 0, 0.05], [0, 0, 0, 0], [0, 0, 0, 0]]
+        ),
+    )(red)
+    detector = keras.Model(crops, keras.layers.Softmax()(logits))
+    classifier = keras.Model(
+        crops, keras.layers.Softmax()(keras.layers.Identity()(logits[:, :3]))
+    )
+    return classifier, detector
+
+
+def test_a_detection_network_picks_against_its_background():
+    scenes = _two_colour_scenes([[0], [0]])
+    classifier, detector = _red_scoring_models()
+    by_classifier, _, _ = workflows.image_label_boxes(
+        classifier, scenes, 3, windows=WINDOWS
+    )
+    by_detector, labels, _ = workflows.image_label_boxes(
+        detector, scenes, 3, windows=WINDOWS
+    )
+    np.testing.assert_array_equal(labels[:, 0], [0, 0])
+    # The reddest window for the classifier; for the detector, red is
+    # background, so label 0 is likeliest where there is no red at all.
+    np.testing.assert_allclose(by_classifier[:, 0], [RED_BOX, RED_BOX])
+    assert all(
+        tuple(box) in {GREEN_BOX, (0.0, 0.5, 0.5, 1.0)}
+        for box in by_detector[:, 0].tolist()
+    )
+    with pytest.raises(ValueError, match="minus the background"):
+        workflows.image_label_boxes(detector, scenes, 2, windows=WINDOWS)
+
+
+def test_per_scene_windows_are_each_scenes_own_and_counted():
+    scenes = _two_colour_scenes([[0], [1]])
+    windows = [WINDOWS[1:2], WINDOWS[2:]]
+    boxes, labels, _ = workflows.image_label_boxes(
+        _colour_classifier(), scenes, 3, windows=windows
+    )
+    # Each scene picks among its own windows: scene 0 has only RED_BOX.
+    np.testing.assert_allclose(boxes[0, 0], RED_BOX)
+    np.testing.assert_allclose(boxes[1, 0], GREEN_BOX)
+    np.testing.assert_array_equal(labels[:, 0], [0, 1])
+    with pytest.raises(ValueError, match="every scene"):
+        workflows.image_label_boxes(
+            _colour_classifier(), scenes, 3, windows=windows[:1]
+        )
+    with pytest.raises(ValueError, match="every scene"):
+        workflows.image_label_boxes(
+            _colour_classifier(), scenes, 3, windows=windows * 2
+        )
+    with pytest.raises(ValueError, match=r"\(W, 4\)"):
+        workflows.image_label_boxes(
+            _colour_classifier(),
+            scenes,
+            3,
+            windows=[WINDOWS[:1], np.zeros((0, 4))],
+        )
+
+
+def test_scene_proposals_are_what_selective_search_scores():
+    scenes = _two_colour_scenes([[0], [1]])
+    proposals = workflows.scene_proposals(scenes, num_proposals=5)
+    assert len(proposals) == 2
+    assert all(p.ndim == 2 and p.shape[1] == 4 and len(p) for p in proposals)
+    given = workflows.image_label_boxes(
+        _colour_classifier(), scenes, 3, windows=proposals
+    )
+    searched = workflows.image_label_boxes(
+        _colour_classifier(),
+        scenes,
+        3,
+        windows="selective_search",
+        num_proposals=5,
+    )
+    for a, b in zip(given, searched):
+        np.testing.assert_allclose(a, b)
+
+
+def _refined_finetune(**kwargs):
+    b_scenes, a_scenes, classification = _inputs()
+    return workflows.finetune_detector(
+        kwargs.pop("classifier", None) or tiny_classifier(),
+        b_scenes,
+        ClassSplit(NUM_CLASSES, DETECTION_CLASSES),
+        method="joint_image_refined",
+        epochs=1,
+        learning_rate=1e-2,
+        batch_size=8,
+        regions_per_image=4,
+        classification_examples=classification,
+        image_label_scenes=a_scenes,
+        verbose=0,
+        **kwargs,
+    )
+
+
+def _recording_pickers(monkeypatch):
+    pickers = []
+    pick = finetuning.image_label_regions.image_label_boxes
+
+    def recording(picker, *args, **kwargs):
+        pickers.append(picker)
+        return pick(picker, *args, **kwargs)
+
+    monkeypatch.setattr(
+        finetuning.image_label_regions, "image_label_boxes", recording
+    )
+    return pickers
+
+
+def test_refined_method_retrains_on_the_first_detectors_boxes(monkeypatch):
+    pickers = _recording_pickers(monkeypatch)
+    classifier = tiny_classifier()
+    network = _refined_finetune(classifier=classifier)
+    # Round 1 picks with the classifier, round 2 with round 1's detector
+    # (K + 1 outputs), and the result is a second, fresh fine-tune.
+    assert len(pickers) == 2 and pickers[0] is classifier
+    assert pickers[1].outputs[0].shape[-1] == NUM_CLASSES + 1
+    assert pickers[1] is not network
+    head = find_background_head(network)
+    moved = np.abs(
+        keras.ops.convert_to_numpy(head.kernel)[:, :NUM_CLASSES]
+        - keras.ops.convert_to_numpy(head.classification_kernel)
+    ).max(axis=0)
+    assert (moved[list(HELDOUT_CLASSES)] > 1e-6).all()
+
+
+def test_refined_method_resumes_after_its_finished_round(monkeypatch, tmp_path):
+    fit = finetuning.training.resumable_fit
+    calls = []
+
+    def interrupted_in_round_two(*args, **kwargs):
+        calls.append(kwargs["backup_dir"])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return fit(*args, **kwargs)
+
+    monkeypatch.setattr(
+        finetuning.training, "resumable_fit", interrupted_in_round_two
+    )
+    with pytest.raises(KeyboardInterrupt):
+        _refined_finetune(backup_dir=str(tmp_path))
+    saved = list(tmp_path.glob("worker-*/round-2-boxes.npz"))
+    assert len(saved) == 1
+    assert calls == [str(tmp_path / "round-1"), str(tmp_path / "round-2")]
+    # Resumed: round 1 is not trained again nor are boxes picked again.
+    calls.clear()
+    monkeypatch.setattr(finetuning.training, "resumable_fit", fit)
+    pickers = _recording_pickers(monkeypatch)
+    monkeypatch.setattr(
+        finetuning.training,
+        "resumable_fit",
+        lambda *args, **kwargs: (
+            calls.append(kwargs["backup_dir"]) or fit(*args, **kwargs)
+        ),
+    )
+    _refined_finetune(backup_dir=str(tmp_path))
+    assert calls == [str(tmp_path / "round-2")] and not pickers
+    assert not list(tmp_path.glob("worker-*/round-2-boxes.npz"))
