@@ -20,8 +20,8 @@ from keras_objectness.workflows.finetuning import finetune_detector
 from keras_objectness.workflows.finetuning import region_batches
 from keras_objectness.workflows.gallery import draw_gallery
 from keras_objectness.workflows.image_label_regions import image_label_boxes
-from keras_objectness.workflows.image_label_regions import scene_proposals
 from keras_objectness.workflows.image_label_regions import image_label_scenes
+from keras_objectness.workflows.image_label_regions import scene_proposals
 from keras_objectness.workflows.lsda import classification_examples
 from keras_objectness.workflows.lsda import classifier_from_config
 from keras_objectness.workflows.lsda import finetune_from_config
