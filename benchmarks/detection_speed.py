@@ -128,13 +128,15 @@ def main(argv=None):
         speed = slice(0, min(args.speed_images, len(images)))
         for kind, model, scales in variants:
             options = _options(kind, scales)
-            # Warm: the first call in the process sets up the kernels.
-            _detect(model, images[:2], boxes[:2], options)
+            # The first call builds and compiles the scorer (cached per
+            # network for later calls) and, first in the process, sets up
+            # the kernels: timed apart.
+            row[f"{kind}_first_call_seconds"] = round(
+                _seconds(model, images[:2], boxes[:2], options), 2
+            )
             with log.stage(f"{count} proposals: {kind} speed"):
-                # Every call builds and compiles its scorer (about a
-                # second, a large share of the shared path's time on few
-                # images): a 2-image call gives that overhead, and the
-                # difference the steady rate.
+                # What is left per call (chunking, NMS set-up): a 2-image
+                # call gives it, and the difference the steady rate.
                 small = _seconds(model, images[:2], boxes[:2], options)
                 seconds = _seconds(model, images[speed], boxes[speed], options)
             row[f"{kind}_images_per_second"] = round(speed.stop / seconds, 2)

@@ -1,5 +1,7 @@
 """Steps 4 and 5 of LSDA: score proposals with a network, then evaluate."""
 
+import weakref
+
 import keras
 import numpy as np
 from keras import ops
@@ -10,6 +12,21 @@ from keras_objectness.adaptation import find_background_head
 from keras_objectness.layers.region_crops import RegionCrops
 from keras_objectness.layers.region_detections import RegionDetections
 from keras_objectness.workflows import progress
+
+
+# Scoring models already built (and compiled by their first `predict`),
+# per network: building and compiling one costs about a second, most of a
+# shared-feature call on a few images. A scorer shares the network's
+# layers and variables (it sees adapted weights) but holds no reference to
+# the network, so an entry goes with its network.
+_SCORERS = weakref.WeakKeyDictionary()
+
+
+def _cached_scorer(network, key, build):
+    scorers = _SCORERS.setdefault(network, {})
+    if key not in scorers:
+        scorers[key] = build()
+    return scorers[key]
 
 
 def region_scores_model(network):
@@ -98,7 +115,9 @@ def detect_on_proposals(
             verbose,
             image_scales,
         )
-    scorer = region_scores_model(network)
+    scorer = _cached_scorer(
+        network, ("per_crop",), lambda: region_scores_model(network)
+    )
     crop_size = int(network.inputs[0].shape[1])
     cropper = RegionCrops(crop_size, context_padding)
     nms = RegionDetections(max_detections, iou_threshold)
@@ -152,12 +171,23 @@ def _detect_shared(
     verbose,
     image_scales,
 ):
-    scorer = shared_scores_model(
-        network,
+    key = (
+        "shared",
         images.shape[1:],
         proposals.shape[1],
-        context_padding=context_padding,
-        image_scales=tuple(image_scales),
+        float(context_padding),
+        tuple(float(scale) for scale in image_scales),
+    )
+    scorer = _cached_scorer(
+        network,
+        key,
+        lambda: shared_scores_model(
+            network,
+            images.shape[1:],
+            proposals.shape[1],
+            context_padding=context_padding,
+            image_scales=tuple(image_scales),
+        ),
     )
     nms = RegionDetections(max_detections, iou_threshold)
     outputs = []

@@ -241,6 +241,56 @@ def test_classifier_scores_are_the_softmax_as_confidence():
     assert set(np.unique(found["classes"])) <= set(range(-1, NUM_CLASSES))
 
 
+@pytest.mark.parametrize("detector", ["per_crop", "shared"])
+def test_a_network_is_scored_by_one_cached_scorer_that_sees_new_weights(
+    detector,
+):
+    network = _adapted_network()
+    images, proposals = _images_and_proposals(count=3)
+    scorers = workflows.scoring._SCORERS
+    first = workflows.detect_on_proposals(
+        network, images, proposals, verbose=False, detector=detector
+    )
+    built = dict(scorers[network])
+    assert len(built) == 1
+    # Re-adapting changes the head's variables in place: the cached scorer
+    # must score with them, as a fresh one does.
+    adapt_classifier(network, knn=1)
+    again = workflows.detect_on_proposals(
+        network, images, proposals, verbose=False, detector=detector
+    )
+    assert scorers[network] == built
+    assert not np.array_equal(first["confidence"], again["confidence"])
+    scorers.pop(network)
+    fresh = workflows.detect_on_proposals(
+        network, images, proposals, verbose=False, detector=detector
+    )
+    for key in fresh:
+        np.testing.assert_allclose(again[key], fresh[key], atol=1e-6)
+    # Another image size needs another shared scorer; per crop, it doesn't.
+    workflows.detect_on_proposals(
+        network,
+        np.pad(images, ((0, 0), (0, 8), (0, 8), (0, 0))),
+        proposals,
+        verbose=False,
+        detector=detector,
+    )
+    assert len(scorers[network]) == (2 if detector == "shared" else 1)
+
+
+def test_cached_scorers_go_with_their_network():
+    import gc
+    import weakref
+
+    network = _adapted_network()
+    images, proposals = _images_and_proposals(count=2)
+    workflows.detect_on_proposals(network, images, proposals, verbose=False)
+    alive = weakref.ref(network)
+    del network
+    gc.collect()
+    assert alive() is None
+
+
 def test_detect_on_proposals_shape_errors():
     network = tiny_classifier()
     images, proposals = _images_and_proposals(count=2)
