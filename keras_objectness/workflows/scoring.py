@@ -13,7 +13,6 @@ from keras_objectness.layers.region_crops import RegionCrops
 from keras_objectness.layers.region_detections import RegionDetections
 from keras_objectness.workflows import progress
 
-
 # Scoring models already built (and compiled by their first `predict`),
 # per network: building and compiling one costs about a second, most of a
 # shared-feature call on a few images. A scorer shares the network's
