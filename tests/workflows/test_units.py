@@ -1,6 +1,8 @@
 """The workflow's building blocks on hand-made tensors and tiny models."""
 
+import gc
 import os
+import weakref
 
 import keras
 import numpy as np
@@ -279,9 +281,6 @@ def test_a_network_is_scored_by_one_cached_scorer_that_sees_new_weights(
 
 
 def test_cached_scorers_go_with_their_network():
-    import gc
-    import weakref
-
     network = _adapted_network()
     images, proposals = _images_and_proposals(count=2)
     workflows.detect_on_proposals(network, images, proposals, verbose=False)
