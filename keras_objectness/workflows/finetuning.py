@@ -676,15 +676,6 @@ def _mix_in(batches, stream, batch_size, fraction):
     return mixed.prefetch(tf.data.AUTOTUNE)
 
 
-def _found_box_scenes(classifier, scenes, num_classes, windows, verbose):
-    """`scenes` with their objects replaced by the classifier's boxes for
-    their image labels (their own boxes are never read)."""
-    boxes, labels, _ = image_label_regions.image_label_boxes(
-        classifier, scenes, num_classes, windows=windows, verbose=verbose
-    )
-    return image_label_regions.image_label_scenes(scenes, boxes, labels)
-
-
 def _with_shared_image_label_regions(
     batches,
     found_scenes,
@@ -698,7 +689,7 @@ def _with_shared_image_label_regions(
 ):
     """Whole-image `batches` of B, a `fraction` of their images replaced
     by image-labelled scenes with regions on their found boxes
-    (`_found_box_scenes`).
+    (`found_scenes`, from `image_label_regions.image_label_scenes`).
 
     As `_with_image_label_regions`, only positives train: a region of
     such a scene that falls on none of the found boxes gets weight 0.
@@ -775,7 +766,8 @@ def _with_image_label_regions(
     seed,
 ):
     """`batches` of B's regions, a `fraction` of them replaced by regions
-    on the found boxes of the image labels (`_found_box_scenes`)."""
+    on the found boxes of the image labels (`found_scenes`, from
+    `image_label_regions.image_label_scenes`)."""
     # Positives only: a scene's other regions may hold objects that no
     # image label was placed on, so they are not trusted as background.
     labelled = data.region_dataset(

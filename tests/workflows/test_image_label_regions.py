@@ -198,8 +198,11 @@ def _inputs():
 
 
 def _found(scenes):
-    return finetuning._found_box_scenes(
-        tiny_classifier(), scenes, NUM_CLASSES, 256, verbose=False
+    boxes, labels, _ = workflows.image_label_boxes(
+        tiny_classifier(), scenes, NUM_CLASSES, windows=256
+    )
+    return finetuning.image_label_regions.image_label_scenes(
+        scenes, boxes, labels
     )
 
 
