@@ -594,7 +594,11 @@ def finetune_detector(
 
     def pick(picker):
         boxes, labels, _ = image_label_regions.image_label_boxes(
-            picker, image_label_scenes, num_classes, candidates, verbose=verbose
+            picker,
+            image_label_scenes,
+            num_classes,
+            windows=candidates,
+            verbose=verbose,
         )
         return boxes, labels
 
