@@ -352,7 +352,10 @@ def finetune_detector(
         classification_weight: float. Factor of their loss.
         oracle: bool. Use the boxes of every class (the upper bound that
             the methods are measured against); `method` is then ignored.
-        backup_dir: resume checkpoints of this training.
+        backup_dir: resume checkpoints of this training. The methods of
+            `IMAGE_LABEL_ROUNDS` checkpoint each round under
+            `backup_dir/round-N` and keep a finished round's picked boxes,
+            so an interrupted run resumes in the round it stopped in.
         strategy: optional `tf.distribute.Strategy`.
         detector: `"per_crop"` (train on region crops, R-CNN) or
             `"shared"` (train through `shared_feature_detector` on whole
