@@ -21,6 +21,16 @@ from keras_objectness.losses import joint_detection_loss
 _MIXING = ("fixed", "sample")
 
 
+def classification_examples_per_batch(batch_size, classification_fraction):
+    """Classification examples in each batch of `joint_dataset` with
+    `mixing="fixed"` (per replica): `round(fraction * batch_size)`.
+
+    Callers that fill the rest of each batch (the region slots) count
+    from this one number, so the two shares can never disagree.
+    """
+    return int(round(classification_fraction * batch_size))
+
+
 def joint_dataset(
     region_examples,
     classification_examples,
@@ -153,7 +163,9 @@ def joint_dataset(
     detection_keep = _detection_keep(detection_classes, num_classes)
     if input_context is not None:
         batch_size = input_context.get_per_replica_batch_size(batch_size)
-    classification_count = int(round(classification_fraction * batch_size))
+    classification_count = classification_examples_per_batch(
+        batch_size, classification_fraction
+    )
     if mixing == "fixed" and classification_fraction > 0:
         if not 0 < classification_count < batch_size:
             raise ValueError(

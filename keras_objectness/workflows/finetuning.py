@@ -438,8 +438,9 @@ def finetune_detector(
     else:
         region_slots = batch_size
         if joint:
-            # The count `data.joint_dataset` gives them.
-            region_slots -= int(round(classification_fraction * batch_size))
+            region_slots -= data.joint.classification_examples_per_batch(
+                batch_size, classification_fraction
+            )
     if image_regions and region_slots < 2:
         raise ValueError(
             f"`method={method!r}` mixes regions of two kinds into the "

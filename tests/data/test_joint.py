@@ -7,6 +7,7 @@ from keras_objectness.class_split import ClassSplit
 from keras_objectness.data import fixed_share_batches
 from keras_objectness.data import joint_dataset
 from keras_objectness.data import pipelines
+from keras_objectness.data.joint import classification_examples_per_batch
 from keras_objectness.losses import JointDetectionLoss
 from tests.data.voc_fixture import voc_dataset
 from tests.test_case import large
@@ -72,6 +73,23 @@ class TestJointDataset:
         # images are repeated to fill the 8 slots... in order as well.
         assert seen_regions == list(range(24))
         assert seen_images == list(range(8))
+
+    @pytest.mark.parametrize("batch_size,fraction", [(8, 0.25), (10, 0.3)])
+    def test_classification_count_is_the_shared_helper(
+        self, batch_size, fraction
+    ):
+        # `finetune_detector` sizes its region slots from the helper: the
+        # count it returns must be the one the batches hold.
+        dataset = joint_dataset(
+            _regions(),
+            _classification(),
+            num_classes=K,
+            batch_size=batch_size,
+            classification_fraction=fraction,
+        )
+        images, _ = next(iter(dataset))
+        held = int(np.sum(images.numpy()[:, 0, 0, 0] == 2))
+        assert held == classification_examples_per_batch(batch_size, fraction)
 
     def test_batched_inputs_are_unbatched(self):
         regions, classification = _regions(), _classification()
