@@ -49,6 +49,7 @@ METHODS = (
     "joint_image_regions",
     "joint_image_proposals",
     "joint_image_refined",
+    "joint_image_confident",
 )
 
 

@@ -21,6 +21,7 @@ from keras_objectness.workflows.finetuning import region_batches
 from keras_objectness.workflows.gallery import draw_gallery
 from keras_objectness.workflows.image_label_regions import image_label_boxes
 from keras_objectness.workflows.image_label_regions import image_label_scenes
+from keras_objectness.workflows.image_label_regions import most_confident_picks
 from keras_objectness.workflows.image_label_regions import scene_proposals
 from keras_objectness.workflows.lsda import classification_examples
 from keras_objectness.workflows.lsda import classifier_from_config
@@ -74,6 +75,7 @@ __all__ = [
     "image_label_boxes",
     "scene_proposals",
     "image_label_scenes",
+    "most_confident_picks",
     "draw_objectness_gallery",
     "evaluate_detections",
     "evaluate_objectness",

@@ -534,10 +534,10 @@ def _refined_finetune(**kwargs):
         kwargs.pop("classifier", None) or tiny_classifier(),
         b_scenes,
         ClassSplit(NUM_CLASSES, DETECTION_CLASSES),
-        method="joint_image_refined",
+        method=kwargs.pop("method", "joint_image_refined"),
         epochs=1,
         learning_rate=1e-2,
-        batch_size=8,
+        batch_size=kwargs.pop("batch_size", 8),
         regions_per_image=4,
         classification_examples=classification,
         image_label_scenes=a_scenes,
@@ -609,3 +609,80 @@ def test_refined_method_resumes_after_its_finished_round(monkeypatch, tmp_path):
     _refined_finetune(backup_dir=str(tmp_path))
     assert calls == [str(tmp_path / "round-2")] and not pickers
     assert not list(tmp_path.glob("worker-*/round-2-boxes.npz"))
+
+
+def test_most_confident_picks_keep_the_best_share_of_each_class():
+    labels = np.array([[0, 1, -1], [0, 1, 2], [0, -1, -1], [1, 0, -1]])
+    scores = np.array(
+        [[0.9, 0.2, -1.0], [0.1, 0.8, 0.3], [0.5, -1.0, -1.0], [0.4, 0.7, -1]]
+    )
+    kept = workflows.most_confident_picks(labels, scores, 0.5)
+    # Class 0 (4 picks: 0.9, 0.1, 0.5, 0.7) keeps 2: 0.9 and 0.7; class 1
+    # (0.2, 0.8, 0.4) keeps ceil(1.5) = 2: 0.8 and 0.4; class 2 its one.
+    np.testing.assert_array_equal(
+        kept, [[0, -1, -1], [-1, 1, 2], [-1, -1, -1], [1, 0, -1]]
+    )
+    assert kept.dtype == np.int32
+    np.testing.assert_array_equal(
+        workflows.most_confident_picks(labels, scores, 1.0), labels
+    )
+
+
+@pytest.mark.parametrize(
+    "labels,scores,keep,match",
+    [
+        (np.zeros((2, 3)), np.zeros((2, 2)), 0.5, "share one shape"),
+        (np.zeros((3,)), np.zeros((3,)), 0.5, "share one shape"),
+        (np.zeros((2, 3)), np.zeros((2, 3)), 0.0, "keep_fraction"),
+        (np.zeros((2, 3)), np.zeros((2, 3)), 1.5, "keep_fraction"),
+        (np.zeros((2, 3)), np.zeros((2, 3)), True, "keep_fraction"),
+        (np.zeros((1, 1)), np.full((1, 1), np.nan), 0.5, "finite"),
+    ],
+)
+def test_most_confident_picks_refuse_bad_input(labels, scores, keep, match):
+    with pytest.raises(ValueError, match=match):
+        workflows.most_confident_picks(labels, scores, keep)
+
+
+@pytest.mark.parametrize("detector", ["per_crop", "shared"])
+def test_confident_method_trains_each_round_on_the_best_half(
+    monkeypatch, detector
+):
+    picked, trained_on = [], []
+    pick = finetuning.image_label_regions.image_label_boxes
+    scenes_of = finetuning.image_label_regions.image_label_scenes
+
+    def recording_pick(*args, **kwargs):
+        picked.append(pick(*args, **kwargs))
+        return picked[-1]
+
+    def recording_scenes(scenes, boxes, labels):
+        trained_on.append(np.array(labels))
+        return scenes_of(scenes, boxes, labels)
+
+    monkeypatch.setattr(
+        finetuning.image_label_regions, "image_label_boxes", recording_pick
+    )
+    monkeypatch.setattr(
+        finetuning.image_label_regions, "image_label_scenes", recording_scenes
+    )
+    network = _refined_finetune(
+        method="joint_image_confident",
+        detector=detector,
+        image_size=32,
+        # The shared detector needs 2 region images beside a classification
+        # image in each batch.
+        batch_size=8 if detector == "per_crop" else 16,
+    )
+    assert len(picked) == len(trained_on) == 2
+    for (_, labels, scores), kept in zip(picked, trained_on):
+        # Some picks dropped, each kept one unchanged, and every class of
+        # the picks still trained on.
+        assert (kept >= 0).sum() < (labels >= 0).sum()
+        np.testing.assert_array_equal(kept[kept >= 0], labels[kept >= 0])
+        assert set(kept[kept >= 0]) == set(labels[labels >= 0])
+        for label in set(labels[labels >= 0].tolist()):
+            dropped = scores[(labels == label) & (kept < 0)]
+            if dropped.size:
+                assert scores[kept == label].min() >= dropped.max()
+    assert network.outputs[0].shape[-1] == NUM_CLASSES + 1
