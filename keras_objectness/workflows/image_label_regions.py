@@ -207,15 +207,7 @@ def most_confident_picks(labels, scores, keep_fraction):
             "`labels` and `scores` must share one shape (N, L). Received: "
             f"labels.shape={labels.shape}, scores.shape={scores.shape}"
         )
-    if (
-        isinstance(keep_fraction, bool)
-        or not isinstance(keep_fraction, (int, float, np.floating))
-        or not 0 < keep_fraction <= 1
-    ):
-        raise ValueError(
-            "`keep_fraction` must be a number in (0, 1]. Received: "
-            f"keep_fraction={keep_fraction!r}"
-        )
+    keep_fraction = _checks.check_fraction("keep_fraction", keep_fraction)
     if not np.all(np.isfinite(scores[labels >= 0])):
         raise ValueError("`scores` of the picks must be finite.")
     kept = np.full(labels.shape, -1, "int32")
