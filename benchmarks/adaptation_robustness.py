@@ -64,7 +64,7 @@ def parse_args(argv=None):
     add("--output-dir", default=os.path.join("benchmarks", "results"))
     add("--regimes", nargs="+", default=list(REGIMES), choices=list(REGIMES))
     add("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
-    add("--default-method", default="joint_image_proposals", choices=METHODS)
+    add("--default-method", default="joint_image_refined", choices=METHODS)
     add("--seeds", nargs="+", type=int, default=[0, 1, 2])
     add("--classifier-epochs", type=int, default=8)
     add("--strong-classifier-epochs", type=int, default=24)

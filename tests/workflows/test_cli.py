@@ -75,7 +75,7 @@ def test_run_writes_results_gallery_and_models(finished_run):
         results = json.load(file)
     assert results["command"] == " ".join(["keras-objectness", *argv])
     assert results["num_test_images"] == 6
-    assert results["config"]["method"] == "joint_image_proposals"
+    assert results["config"]["method"] == "joint_image_refined"
     for row in ("no_adaptation", "adapted"):
         assert len(results[row]["average_precision"]) == 20
         for key in ("map_trained", "map_heldout", "map_all"):

@@ -55,6 +55,6 @@ def test_run_with_shared_features_and_the_default_method(data_dir, tmp_path):  #
     )
     assert code == cli.EXIT_OK
     results = json.loads((tmp_path / "results.json").read_text())
-    assert results["config"]["method"] == "joint_image_proposals"
+    assert results["config"]["method"] == "joint_image_refined"
     for key in ("map_trained", "map_heldout"):
         assert np.isfinite(results["adapted"][key])

@@ -72,7 +72,7 @@ def test_auto_method_reads_image_labels_where_the_data_has_such_scenes():
     config = workflows.WorkflowConfig()
     with_scenes = _Splits(("detection_train", "image_label_scenes", "test"))
     without = _Splits(("detection_train", "test"))
-    assert config.for_source(with_scenes).method == "joint_image_proposals"
+    assert config.for_source(with_scenes).method == "joint_image_refined"
     assert config.for_source(without).method == "joint"
     # A named method is kept as it is; the config itself is not changed.
     lsda = workflows.WorkflowConfig(method="lsda")
