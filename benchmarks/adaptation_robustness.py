@@ -50,6 +50,7 @@ METHODS = (
     "joint_image_proposals",
     "joint_image_refined",
     "joint_image_confident",
+    "joint_image_negatives",
 )
 
 

@@ -77,6 +77,20 @@ def check_fraction(name, value, low_inclusive=False):
     return float(value)
 
 
+def check_min_background_iou(value):
+    """Raises unless `value` (`min_background_iou`) is in [0, 0.5).
+
+    Regions at IoU >= 0.5 to an object are positives, so a floor on the
+    IoU of background regions lies below it.
+    """
+    if not is_number(value) or not 0.0 <= value < 0.5:
+        raise ValueError(
+            "`min_background_iou` must be in [0, 0.5) (regions at IoU >= "
+            f"0.5 are positives). Received: min_background_iou={value!r}"
+        )
+    return float(value)
+
+
 def check_choice(name, value, choices):
     """Raises unless `value` is one of the strings `choices`."""
     if not isinstance(value, str) or value not in choices:

@@ -223,6 +223,7 @@ def region_dataset(
     seed=0,
     input_context=None,
     check_annotations=True,
+    min_background_iou=0.0,
 ):
     """`(crops, labels)` batches of labelled regions for fine-tuning.
 
@@ -247,12 +248,19 @@ def region_dataset(
             Defaults to `0.1`.
         max_boxes, keep_classes, shuffle_buffer, augment, seed,
         input_context, check_annotations: as in `objectness_dataset`.
+        min_background_iou: float in `[0, 0.5)`. Background regions whose
+            best IoU with a kept object is below this are not drawn, so
+            only those that touch an object remain (Fast R-CNN's
+            negatives overlap an object by 0.1 to 0.5): for scenes where
+            a region far from every box may hold an unboxed object.
+            Defaults to `0.0` (every background region).
 
     Returns:
         `tf.data.Dataset` of `(uint8 crops (batch, crop, crop, 3),
         int32 labels (batch,))`.
     """
     _checks.check_positive_int("regions_per_image", regions_per_image)
+    _checks.check_min_background_iou(min_background_iou)
     if (
         not isinstance(positive_fraction, (int, float))
         or isinstance(positive_fraction, bool)
@@ -282,7 +290,7 @@ def region_dataset(
 
     def crops(example, region_seed):
         boxes = example["bounding_boxes"]["boxes"]
-        regions, labels, _ = regions_lib.sample_regions(
+        regions, labels, ious = regions_lib.sample_regions(
             boxes,
             example["bounding_boxes"]["classes"],
             regions_per_image,
@@ -292,7 +300,9 @@ def region_dataset(
             ignore=example["bounding_boxes"]["ignore"],
         )
         # Rows with label -1: nothing could be drawn (all on ignored boxes).
-        drawn = labels >= 0
+        drawn = (labels >= 0) & (
+            (labels < num_classes) | (ious >= min_background_iou)
+        )
         regions = tf.boolean_mask(regions, drawn)
         labels = tf.boolean_mask(labels, drawn)
         images = regions_lib.crop_regions(

@@ -48,6 +48,12 @@ held-out classes A, which have no boxes:
   (`keras_objectness.workflows.most_confident_picks`): a pick's own
   score ranks it, and the better-ranked picks hit an object of their
   label far more often, so fewer wrong boxes teach A's columns.
+- `"joint_image_negatives"`: `"joint_image_refined"` whose image-label
+  scenes also give background regions, only those that touch a picked
+  box (IoU 0.1 to 0.5: a cut or loose crop of the object, Fast R-CNN's
+  negatives), half of those scenes' regions. Where B's scenes hold no
+  object like A's (another domain), nothing else teaches that a part of
+  such an object is no detection.
 """
 
 import io
@@ -57,6 +63,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_objectness import _checks
 from keras_objectness import callbacks as callbacks_lib
 from keras_objectness import data
 from keras_objectness import losses
@@ -86,6 +93,9 @@ METHODS = {
     "one's detector picks",
     "joint_image_confident": "as joint_image_refined, each round trained "
     "on the most confident half of every class's picks",
+    "joint_image_negatives": "as joint_image_refined, regions of the "
+    "image-labelled scenes that touch a picked box (IoU 0.1 to 0.5) also "
+    "trained as background",
 }
 # Methods that place image labels on boxes, and the candidate boxes they
 # choose from (`image_label_boxes`' `windows`).
@@ -94,13 +104,23 @@ IMAGE_LABEL_METHODS = {
     "joint_image_proposals": "selective_search",
     "joint_image_refined": "selective_search",
     "joint_image_confident": "selective_search",
+    "joint_image_negatives": "selective_search",
 }
 # Image-label methods that fine-tune more than once, each round on the
 # boxes picked by the previous round's detector.
-IMAGE_LABEL_ROUNDS = {"joint_image_refined": 2, "joint_image_confident": 2}
+IMAGE_LABEL_ROUNDS = {
+    "joint_image_refined": 2,
+    "joint_image_confident": 2,
+    "joint_image_negatives": 2,
+}
 # Image-label methods that train on each class's most confident picks
 # only, and the share of them they keep (`most_confident_picks`).
 IMAGE_LABEL_KEEP = {"joint_image_confident": 0.5}
+# Image-label methods that also train background regions of their scenes,
+# and the IoU with a picked box such a region needs: one that touches no
+# pick may hold an object no label was placed on, so it is not trusted.
+# Half of such a scene's regions are then positives (else all are).
+IMAGE_LABEL_NEGATIVES = {"joint_image_negatives": 0.1}
 JOINT_METHODS = ("joint", "joint_background", *IMAGE_LABEL_METHODS)
 DETECTORS = {
     "per_crop": "R-CNN: every region cropped and run through the whole network",
@@ -242,6 +262,7 @@ def image_region_batches(
     positive_fraction=0.25,
     flip=True,
     seed=0,
+    min_background_iou=0.0,
 ):
     """Whole images with labelled regions, for fine-tuning through pooling.
 
@@ -250,6 +271,8 @@ def image_region_batches(
     `detection_classes` takes its class, the rest are background
     `num_classes`), kept with their image instead of cropped: Fast
     R-CNN's mini-batches of a few images and many regions each.
+    Background regions whose best IoU is below `min_background_iou` get
+    weight 0, as `data.region_dataset` leaves them out.
 
     Returns:
         `tf.data.Dataset` of `((uint8 images (b, S, S, 3), float32 regions
@@ -266,11 +289,12 @@ def image_region_batches(
         augment=flip,
         seed=seed,
     ).unbatch()
+    _checks.check_min_background_iou(min_background_iou)
     seeds = tf.data.Dataset.random(seed=seed + 1).batch(2)
 
     def sample(example, region_seed):
         boxes = example["bounding_boxes"]
-        regions, labels, _ = data.sample_regions(
+        regions, labels, ious = data.sample_regions(
             boxes["boxes"],
             boxes["classes"],
             regions_per_image,
@@ -279,7 +303,10 @@ def image_region_batches(
             seed=region_seed,
             ignore=boxes["ignore"],
         )
-        weights = tf.cast(labels >= 0, tf.float32)
+        drawn = (labels >= 0) & (
+            (labels < num_classes) | (ious >= min_background_iou)
+        )
+        weights = tf.cast(drawn, tf.float32)
         # The background is a valid label under every loss (a class
         # could be one that `JointDetectionLoss` refuses as a region).
         labels = tf.where(labels >= 0, labels, num_classes)
@@ -499,6 +526,7 @@ def finetune_detector(
                 image_region_fraction,
                 flip,
                 seed,
+                IMAGE_LABEL_NEGATIVES.get(method),
             )
         elif image_regions:
             batches = _with_image_label_regions(
@@ -511,6 +539,7 @@ def finetune_detector(
                 image_region_fraction,
                 flip,
                 seed,
+                IMAGE_LABEL_NEGATIVES.get(method),
             )
         if detector == "shared" and joint:
             return _with_shared_classification_images(
@@ -709,13 +738,16 @@ def _with_shared_image_label_regions(
     fraction,
     flip,
     seed,
+    min_background_iou=None,
 ):
     """Whole-image `batches` of B, a `fraction` of their images replaced
     by image-labelled scenes with regions on their found boxes
     (`found_scenes`, from `image_label_regions.image_label_scenes`).
 
-    As `_with_image_label_regions`, only positives train: a region of
-    such a scene that falls on none of the found boxes gets weight 0.
+    As `_with_image_label_regions`, only positives train unless
+    `min_background_iou` is given: a region of such a scene that falls on
+    none of the found boxes gets weight 0 (or, with it, one that touches
+    none of them by that IoU).
     """
     labelled = image_region_batches(
         found_scenes,
@@ -724,16 +756,19 @@ def _with_shared_image_label_regions(
         image_size,
         images_per_batch=images_per_batch,
         regions_per_image=regions_per_image,
-        positive_fraction=1.0,
+        positive_fraction=1.0 if min_background_iou is None else 0.5,
         flip=flip,
         seed=seed + 1,
+        min_background_iou=min_background_iou or 0.0,
     ).unbatch()
 
     def positives_only(inputs, region_labels, weights):
         keep = tf.cast(region_labels < num_classes, weights.dtype)
         return inputs, region_labels, weights * keep
 
-    labelled = labelled.map(positives_only).filter(
+    if min_background_iou is None:
+        labelled = labelled.map(positives_only)
+    labelled = labelled.filter(
         lambda inputs, region_labels, weights: tf.reduce_sum(weights) > 0
     )
     return _mix_in(batches, labelled, images_per_batch, fraction)
@@ -787,23 +822,29 @@ def _with_image_label_regions(
     fraction,
     flip,
     seed,
+    min_background_iou=None,
 ):
     """`batches` of B's regions, a `fraction` of them replaced by regions
     on the found boxes of the image labels (`found_scenes`, from
-    `image_label_regions.image_label_scenes`)."""
-    # Positives only: a scene's other regions may hold objects that no
-    # image label was placed on, so they are not trusted as background.
+    `image_label_regions.image_label_scenes`); with `min_background_iou`,
+    half of these are background regions touching a found box by at
+    least that IoU."""
+    # Positives only by default: a scene's other regions may hold objects
+    # that no image label was placed on, so they are not trusted as
+    # background; those that touch a found box mostly cut an object.
     labelled = data.region_dataset(
         found_scenes,
         crop_size=crop_size,
         batch_size=batch_size,
         num_classes=num_classes,
         regions_per_image=regions_per_image,
-        positive_fraction=1.0,
+        positive_fraction=1.0 if min_background_iou is None else 0.5,
         shuffle_buffer=4096,
         augment=flip,
         seed=seed + 1,
         check_annotations=False,
+        min_background_iou=min_background_iou or 0.0,
     ).unbatch()
-    labelled = labelled.filter(lambda crop, label: label < num_classes)
+    if min_background_iou is None:
+        labelled = labelled.filter(lambda crop, label: label < num_classes)
     return _mix_in(batches, labelled, batch_size, fraction)

@@ -174,6 +174,46 @@ class TestPipelines:
         # Image 1's object (class 7) is not kept: all background.
         assert np.all(labels[16:32] == NUM_CLASSES)
 
+    def test_min_background_iou_keeps_background_that_touches_an_object(
+        self,
+    ):
+        # One white object on black: a region touching it (IoU >= 0.1) has
+        # white pixels in its crop; one far from it is all black.
+        image = np.zeros((64, 64, 3), "uint8")
+        image[24:40, 24:40] = 255
+        scene = tf.data.Dataset.from_tensors(
+            {
+                "image": image,
+                "objects": {
+                    "bbox": np.array([[0.375, 0.375, 0.625, 0.625]], "float32"),
+                    "label": np.array([3], "int64"),
+                },
+            }
+        ).repeat(8)
+
+        def background_crops(**kwargs):
+            dataset = pipelines.region_dataset(
+                scene, crop_size=16, batch_size=1000, num_classes=NUM_CLASSES,
+                regions_per_image=16, positive_fraction=0.25,
+                context_padding=0.0, seed=3, **kwargs,
+            )  # fmt: skip
+            crops, labels = next(iter(dataset))
+            return crops.numpy()[labels.numpy() == NUM_CLASSES]
+
+        everything = background_crops()
+        touching = background_crops(min_background_iou=0.1)
+        assert (everything.max(axis=(1, 2, 3)) == 0).any()
+        assert len(touching) > 0
+        assert (touching.max(axis=(1, 2, 3)) > 0).all()
+        assert len(touching) < len(everything)
+
+    @pytest.mark.parametrize("value", [0.5, -0.1, True, "0.1", None])
+    def test_min_background_iou_is_checked(self, value):
+        with pytest.raises(ValueError, match="`min_background_iou` must be"):
+            pipelines.region_dataset(
+                voc_dataset(), 16, 4, NUM_CLASSES, min_background_iou=value
+            )
+
     def test_distribute_datasets_from_function(self):
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 

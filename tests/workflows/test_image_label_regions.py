@@ -266,6 +266,73 @@ def test_shared_batches_hold_image_label_regions_of_positives_only():
         assert trained.size and np.isin(trained, HELDOUT_CLASSES[:2]).all()
 
 
+def _best_iou(regions, boxes):
+    """Best IoU of each yxyx region `(R, 4)` with any of `boxes` `(M, 4)`."""
+    top_left = np.maximum(regions[:, None, :2], boxes[None, :, :2])
+    bottom_right = np.minimum(regions[:, None, 2:], boxes[None, :, 2:])
+    overlap = np.clip(bottom_right - top_left, 0, None).prod(-1)
+    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
+    union = area(regions)[:, None] + area(boxes)[None] - overlap
+    return (overlap / union).max(-1)
+
+
+def test_shared_batches_min_background_iou_weights_touching_background():
+    b_scenes, _, _ = _inputs()
+    scene_boxes = np.array([[0.1, 0.1, 0.6, 0.6], [0.4, 0.4, 0.9, 0.9]])
+
+    def trained_background_ious(**kwargs):
+        batches = finetuning.image_region_batches(
+            b_scenes, DETECTION_CLASSES, NUM_CLASSES, 16,
+            images_per_batch=6, regions_per_image=16, flip=False, **kwargs,
+        )  # fmt: skip
+        (_, regions), labels, weights = next(iter(batches))
+        background = (labels.numpy() == NUM_CLASSES) & (weights.numpy() > 0)
+        return _best_iou(regions.numpy()[background], scene_boxes)
+
+    assert (trained_background_ious() < 0.1).any()
+    touching = trained_background_ious(min_background_iou=0.1)
+    assert touching.size and (touching >= 0.1 - 1e-6).all()
+    with pytest.raises(ValueError, match="`min_background_iou`"):
+        finetuning.image_region_batches(
+            b_scenes, DETECTION_CLASSES, NUM_CLASSES, 16,
+            min_background_iou=0.7,
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize("detector", ["per_crop", "shared"])
+def test_image_label_negatives_train_background_of_image_label_scenes(
+    detector,
+):
+    b_scenes, a_scenes, _ = _inputs()
+    arguments = dict(fraction=0.5, flip=False, seed=0, min_background_iou=0.1)
+    if detector == "shared":
+        mixed = finetuning._with_shared_image_label_regions(
+            _shared_batches(b_scenes), _found(a_scenes), NUM_CLASSES,
+            image_size=16, images_per_batch=4, regions_per_image=4,
+            **arguments,
+        )  # fmt: skip
+        # Two scenes of B, then two image-labelled scenes of A.
+        rows = [
+            labels.numpy()[2:][weights.numpy()[2:] > 0]
+            for _, labels, weights in mixed
+        ]
+    else:
+        batches = finetuning.region_batches(
+            b_scenes, DETECTION_CLASSES, NUM_CLASSES, crop_size=8,
+            batch_size=8,
+        )  # fmt: skip
+        mixed = finetuning._with_image_label_regions(
+            batches, _found(a_scenes), NUM_CLASSES, crop_size=8,
+            batch_size=8, regions_per_image=4, **arguments,
+        )  # fmt: skip
+        # Each batch's last 4 rows come from the image-labelled scenes.
+        rows = [labels.numpy()[-4:] for _, labels in mixed]
+    rows = np.concatenate(rows)
+    assert (rows == NUM_CLASSES).any()
+    assert np.isin(rows[rows < NUM_CLASSES], HELDOUT_CLASSES[:2]).all()
+    assert (rows < NUM_CLASSES).any()
+
+
 def test_shared_batches_hold_classification_images_as_one_region():
     b_scenes, _, classification = _inputs()
     mixed = finetuning._with_shared_classification_images(
@@ -294,6 +361,8 @@ def test_shared_batches_hold_classification_images_as_one_region():
         ("joint_image_regions", "per_crop"),
         ("joint_image_proposals", "per_crop"),
         ("joint_image_proposals", "shared"),
+        ("joint_image_negatives", "per_crop"),
+        ("joint_image_negatives", "shared"),
     ],
 )
 def test_finetune_trains_heldout_columns_against_background(method, detector):
