@@ -116,6 +116,56 @@ class TestRegionDetections(TestCase):
             detections["boxes"][0][order], expected, atol=1e-4
         )
 
+    @pytest.mark.skipif(
+        keras.backend.backend() != "tensorflow",
+        reason="the per-class kernel is TensorFlow's",
+    )
+    def test_tensorflow_per_class_kernel_equals_the_tiled_nms(
+        self, monkeypatch
+    ):
+        import tensorflow as tf
+
+        rng = np.random.default_rng(7)
+        corners = rng.uniform(0.0, 0.6, (3, 300, 2))
+        boxes = np.concatenate(
+            [corners, corners + rng.uniform(0.05, 0.4, (3, 300, 2))], -1
+        ).astype("float32")
+        boxes[:, -20:] = -1.0  # padding regions
+        scores = rng.normal(size=(3, 300, 7)).astype("float32")
+        scores[1, 5, 2] = np.nan  # confidence 0 in a graph: never kept
+
+        def detect(per_class, **kwargs):
+            layer = RegionDetections(max_detections=40, **kwargs)
+            if not per_class:
+                monkeypatch.setattr(
+                    layer, "_per_class_nms_applies", lambda num_classes: False
+                )
+            found = tf.function(layer)(boxes, scores)
+            return {k: keras.ops.convert_to_numpy(v) for k, v in found.items()}
+
+        for kwargs in ({}, {"confidence_threshold": 0.8, "iou_threshold": 0.5}):
+            fast, tiled = detect(True, **kwargs), detect(False, **kwargs)
+            np.testing.assert_array_equal(
+                fast["num_detections"], tiled["num_detections"]
+            )
+            for image, count in enumerate(fast["num_detections"]):
+                rows = [
+                    {
+                        (int(c), round(float(p), 5), _key(b))
+                        for b, c, p in zip(
+                            found["boxes"][image][:count],
+                            found["classes"][image][:count],
+                            found["confidence"][image][:count],
+                        )
+                    }
+                    for found in (fast, tiled)
+                ]
+                assert rows[0] == rows[1]
+                assert (fast["classes"][image][count:] == -1).all()
+                assert (fast["confidence"][image][count:] == -1).all()
+            assert (np.diff(fast["confidence"], axis=1)[:, :10] <= 0).all()
+        assert detect(True)["num_detections"].max() == 40
+
     def test_serialization(self):
         boxes = np.array([[A, FAR, PAD]] * 2, "float32")
         scores = np.random.default_rng(0).normal(size=(2, 3, 4))
