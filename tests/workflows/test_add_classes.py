@@ -78,18 +78,25 @@ def _weights(network):
     return [keras.ops.convert_to_numpy(w) for w in network.weights]
 
 
-def test_existing_scores_are_bit_identical(detector, grown):
+# The old columns' weights are bit for bit the same (tested below), so the
+# old scores are the same dot products; only the matrix product over a
+# wider kernel may sum them in another order on some CPUs' kernels (one
+# float32 rounding step, 1.2e-7 here), so they are compared to that.
+SAME_PRODUCT = dict(rtol=1e-6, atol=1e-6)
+
+
+def test_existing_scores_are_unchanged(detector, grown):
     x = _test_input()
     before, after = _scores(detector, x), _scores(grown, x)
     assert after.shape == (len(x), K + 2)
-    np.testing.assert_array_equal(after[:, :K], before)
+    np.testing.assert_allclose(after[:, :K], before, **SAME_PRODUCT)
     # The new classes score something of their own.
     assert np.abs(after[:, K:]).max() > 0
     # Logits of the old classes and the background are identical too; the
     # softmax over K + n + 1 units is not (the new classes take mass).
     old, new = _logits(detector, x), _logits(grown, x)
-    np.testing.assert_array_equal(new[:, :K], old[:, :K])
-    np.testing.assert_array_equal(new[:, -1], old[:, -1])
+    np.testing.assert_allclose(new[:, :K], old[:, :K], **SAME_PRODUCT)
+    np.testing.assert_allclose(new[:, -1], old[:, -1], **SAME_PRODUCT)
     probabilities = grown.predict(x, verbose=0)
     assert probabilities.shape == (len(x), K + 3)
     np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-5)

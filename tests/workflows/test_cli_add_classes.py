@@ -56,7 +56,8 @@ def test_add_classes_writes_a_grown_detector(saved, capsys):
 
     before = region_scores_model(original).predict(x, verbose=0)
     after = region_scores_model(grown).predict(x, verbose=0)
-    np.testing.assert_array_equal(after[:, :6], before)
+    # The same weights; a wider matrix product may round once differently.
+    np.testing.assert_allclose(after[:, :6], before, rtol=1e-6, atol=1e-6)
     # The name lookup of detect/export prefers the model's own names.
     args = argparse.Namespace(class_names=None, detector=output)
     assert cli._class_names_for(args, grown)[-2:] == ["heron", "otter"]
