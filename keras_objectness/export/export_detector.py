@@ -13,10 +13,13 @@ _FORMATS = ("tf_saved_model", "onnx")
 _GENERIC_KEYS = ("boxes", "confidence", "num_detections")
 _ONNX_REASON = (
     "`format='onnx'` is not supported: the detectors' non-max suppression "
-    "(keras-cv's `NonMaxSuppression`, inside `RegionDetections` and "
-    "`BoxBinDecoder`) lowers `keras.ops.argmax` to TensorFlow `Bitcast` and "
-    "`BitwiseAnd` ops that tf2onnx (1.17) cannot convert, yet it still "
-    "writes a file (exit status 0) that onnxruntime refuses. Export "
+    "has not been shown to convert. keras-cv's `NonMaxSuppression` (inside "
+    "`BoxBinDecoder`, and inside `RegionDetections` for vocabularies above "
+    "its classes per region) lowers `keras.ops.argmax` to TensorFlow "
+    "`Bitcast` and `BitwiseAnd` ops that tf2onnx (1.17) cannot convert, yet "
+    "it still writes a file (exit status 0) that onnxruntime refuses; "
+    "TensorFlow's per-class NMS kernel, which `RegionDetections` runs "
+    "otherwise, has not been checked with onnxruntime. Export "
     "`format='tf_saved_model'` (servable with TensorFlow alone), or convert "
     "the network without NMS (e.g. the `objectness_detector` or the "
     "detection network) and run NMS outside. Received: format='onnx'"
