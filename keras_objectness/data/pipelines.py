@@ -290,7 +290,7 @@ def region_dataset(
 
     def crops(example, region_seed):
         boxes = example["bounding_boxes"]["boxes"]
-        regions, labels, ious = regions_lib.sample_regions(
+        regions, labels, _ = regions_lib.sample_regions(
             boxes,
             example["bounding_boxes"]["classes"],
             regions_per_image,
@@ -298,11 +298,11 @@ def region_dataset(
             positive_fraction=positive_fraction,
             seed=region_seed,
             ignore=example["bounding_boxes"]["ignore"],
+            min_background_iou=min_background_iou,
         )
-        # Rows with label -1: nothing could be drawn (all on ignored boxes).
-        drawn = (labels >= 0) & (
-            (labels < num_classes) | (ious >= min_background_iou)
-        )
+        # Rows with label -1: nothing could be drawn (all on ignored boxes,
+        # or background too far from every object).
+        drawn = labels >= 0
         regions = tf.boolean_mask(regions, drawn)
         labels = tf.boolean_mask(labels, drawn)
         images = regions_lib.crop_regions(

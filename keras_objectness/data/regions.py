@@ -14,6 +14,7 @@ that is not a positive and lies mostly on an ignored box (at least
 
 import tensorflow as tf
 
+from keras_objectness import _checks
 from keras_objectness.layers import region_crops
 
 # `keras.backend.epsilon()`'s default, as in Keras' `compute_iou`.
@@ -30,6 +31,7 @@ def sample_regions(
     seed=(0, 0),
     ignore=None,
     ignore_overlap=0.5,
+    min_background_iou=0.0,
 ):
     """Samples labelled regions of one image.
 
@@ -54,6 +56,9 @@ def sample_regions(
         ignore_overlap: float. Share of a region's area inside an ignored
             box from which the region, unless it is a positive, is not
             drawn. Defaults to `0.5`.
+        min_background_iou: float in `[0, 0.5)`. Background rows whose
+            best IoU is below it get label `-1` (not drawn), so only
+            background touching an object remains. Defaults to `0.0`.
 
     Returns:
         `(regions, labels, ious)`: float32 `(num_regions, 4)` relative yxyx,
@@ -61,6 +66,7 @@ def sample_regions(
         background region can be drawn (ignored boxes cover the image), the
         rows past the positives have label `-1`: drop them.
     """
+    _checks.check_min_background_iou(min_background_iou)
     seeds = tf.random.experimental.stateless_split(seed, 4)
     valid = classes >= 0
     if ignore is None:
@@ -120,10 +126,16 @@ def sample_regions(
     size = tf.maximum(tf.size(negative_index), 1)
     negative_index = tf.gather(fill, tf.range(num_negative) % size)
     chosen = tf.concat([positive_index[:num_positive], negative_index], 0)
+    labels, best_iou = tf.gather(labels, chosen), tf.gather(best_iou, chosen)
+    labels = tf.where(
+        (labels == background_class) & (best_iou < min_background_iou),
+        -1,
+        labels,
+    )
     return (
         tf.ensure_shape(tf.gather(candidates, chosen), (num_regions, 4)),
-        tf.ensure_shape(tf.gather(labels, chosen), (num_regions,)),
-        tf.ensure_shape(tf.gather(best_iou, chosen), (num_regions,)),
+        tf.ensure_shape(labels, (num_regions,)),
+        tf.ensure_shape(best_iou, (num_regions,)),
     )
 
 

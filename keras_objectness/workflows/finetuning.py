@@ -294,7 +294,7 @@ def image_region_batches(
 
     def sample(example, region_seed):
         boxes = example["bounding_boxes"]
-        regions, labels, ious = data.sample_regions(
+        regions, labels, _ = data.sample_regions(
             boxes["boxes"],
             boxes["classes"],
             regions_per_image,
@@ -302,11 +302,9 @@ def image_region_batches(
             positive_fraction=positive_fraction,
             seed=region_seed,
             ignore=boxes["ignore"],
+            min_background_iou=min_background_iou,
         )
-        drawn = (labels >= 0) & (
-            (labels < num_classes) | (ious >= min_background_iou)
-        )
-        weights = tf.cast(drawn, tf.float32)
+        weights = tf.cast(labels >= 0, tf.float32)
         # The background is a valid label under every loss (a class
         # could be one that `JointDetectionLoss` refuses as a region).
         labels = tf.where(labels >= 0, labels, num_classes)

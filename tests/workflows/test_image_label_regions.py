@@ -8,6 +8,7 @@ import tensorflow as tf
 from keras_objectness import ClassSplit
 from keras_objectness import workflows
 from keras_objectness.adaptation import find_background_head
+from keras_objectness.data.regions import pairwise_iou
 from keras_objectness.workflows import finetuning
 from tests.lsda_helpers import DETECTION_CLASSES
 from tests.lsda_helpers import HELDOUT_CLASSES
@@ -268,12 +269,8 @@ def test_shared_batches_hold_image_label_regions_of_positives_only():
 
 def _best_iou(regions, boxes):
     """Best IoU of each yxyx region `(R, 4)` with any of `boxes` `(M, 4)`."""
-    top_left = np.maximum(regions[:, None, :2], boxes[None, :, :2])
-    bottom_right = np.minimum(regions[:, None, 2:], boxes[None, :, 2:])
-    overlap = np.clip(bottom_right - top_left, 0, None).prod(-1)
-    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
-    union = area(regions)[:, None] + area(boxes)[None] - overlap
-    return (overlap / union).max(-1)
+    iou = pairwise_iou(regions.astype("float32"), boxes.astype("float32"))
+    return np.asarray(iou).max(-1)
 
 
 def test_shared_batches_min_background_iou_weights_touching_background():
